@@ -1,0 +1,65 @@
+"""pytest set-up shared by the unit tests and nbval's notebook runs.
+
+* Every notebook kernel gets the same environment as the executor's (``tools/kernel_env.py``), so stored outputs
+  and re-run outputs are comparable.
+* With ``--nbval``, collecting no notebook is an error: a misconfigured run must not pass by testing nothing.
+* The time each notebook took is printed at the end and written to ``_build/notebook-times.md``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tools.kernel_env import apply_kernel_env
+from tools.nbexport import chapter_notebooks
+
+collect_ignore_glob = ["notebooks/drafts/*", "_build/*", ".venv/*"]
+
+_notebook_seconds: dict[str, float] = defaultdict(float)
+_notebook_cells: dict[str, int] = defaultdict(int)
+_notebook_failed: set[str] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    apply_kernel_env()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.getoption("nbval", default=False):
+        return
+    collected = {item.path for item in session.items if item.path.suffix == ".ipynb"}
+    selected_files = [Path(arg.split("::")[0]) for arg in session.config.args]
+    asked_for_all = any(p.is_dir() or p.suffix == ".ipynb" for p in selected_files) or not session.config.args
+    if asked_for_all and chapter_notebooks() and not collected and not session.config.getoption("keyword"):
+        raise pytest.UsageError("--nbval collected no notebook although notebooks/*.ipynb exist")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    if not path.endswith(".ipynb"):
+        return
+    _notebook_seconds[path] += report.duration
+    if report.when == "call":
+        _notebook_cells[path] += 1
+    if report.failed:
+        _notebook_failed.add(path)
+
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _notebook_seconds:
+        return
+    lines = ["| notebook | cells run | seconds | result |", "|---|---:|---:|---|"]
+    for path, seconds in sorted(_notebook_seconds.items()):
+        result = "failed" if path in _notebook_failed else "passed"
+        lines.append(f"| {path} | {_notebook_cells[path]} | {seconds:.0f} | {result} |")
+    lines.append(f"| total | {sum(_notebook_cells.values())} | {sum(_notebook_seconds.values()):.0f} | |")
+    terminalreporter.write_sep("-", "time per notebook (nbval, this run)")
+    for line in lines:
+        terminalreporter.write_line(line)
+    output = Path(config.rootpath) / "_build" / "notebook-times.md"
+    output.parent.mkdir(exist_ok=True)
+    output.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,139 @@
+"""Execute chapter notebooks in a fresh kernel and store normalised outputs; or check that they are stored so.
+
+Usage::
+
+    python -m tools.nbexec notebooks/00_utils.ipynb   # run top to bottom, store outputs, normalise
+    python -m tools.nbexec --all                      # every chapter (not drafts)
+    python -m tools.nbexec --check                    # fail if a chapter is not executed and normalised
+    python -m tools.nbexec --normalize PATH ...       # only normalise, no execution
+
+Outputs and execution counts are kept. What changes from run to run without changing a result is dropped:
+widget state, timing metadata, Colab provenance, the Python patch version, widget views whose state is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+from tools.kernel_env import REPO_ROOT, apply_kernel_env
+from tools.nbexport import chapter_notebooks, cell_source
+
+KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+KEPT_CELL_METADATA = {"tags"}
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+DROPPED_OUTPUT_DATA = {"application/vnd.jupyter.widget-view+json"}
+CELL_TIMEOUT_S = 1200
+
+
+def normalize_output(output: dict) -> dict:
+    output = copy.deepcopy(output)
+    data = output.get("data")
+    if isinstance(data, dict):
+        for key in DROPPED_OUTPUT_DATA & set(data):
+            del data[key]
+    return output
+
+
+def normalize_notebook(notebook: dict) -> dict:
+    """Return a copy of the notebook without volatile metadata; outputs and execution counts are kept."""
+    notebook = copy.deepcopy(notebook)
+    metadata = {key: value for key, value in notebook.get("metadata", {}).items() if key in KEPT_NOTEBOOK_METADATA}
+    metadata["kernelspec"] = dict(KERNELSPEC)
+    metadata["language_info"] = {"name": "python"}
+    notebook["metadata"] = metadata
+    notebook["nbformat"], notebook["nbformat_minor"] = 4, 5
+    for index, cell in enumerate(notebook["cells"]):
+        cell["metadata"] = {key: value for key, value in cell.get("metadata", {}).items() if key in KEPT_CELL_METADATA}
+        cell.setdefault("id", f"cell-{index}")
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            outputs = [normalize_output(output) for output in cell.get("outputs", [])]
+            cell["outputs"] = [o for o in outputs if o.get("output_type") != "display_data" or o.get("data")]
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+    return notebook
+
+
+def dumps(notebook: dict) -> str:
+    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def execute(path: Path) -> float:
+    """Run one notebook top to bottom in a fresh kernel (working directory: its folder); return seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    apply_kernel_env()
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    path.write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
+    return seconds
+
+
+def problems_in(path: Path) -> list[str]:
+    """Why a stored notebook would not be what a fresh top-to-bottom run stores (empty when fine)."""
+    text = path.read_text(encoding="utf-8")
+    notebook = json.loads(text)
+    problems = []
+    if dumps(normalize_notebook(notebook)) != text:
+        problems.append(f"{path}: not normalised; run `python -m tools.nbexec --normalize {path}`")
+    expected_count = 1
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code" or not cell_source(cell).strip():
+            continue
+        if cell.get("execution_count") != expected_count:
+            problems.append(
+                f"{path} cell {index}: execution count {cell.get('execution_count')}, expected {expected_count}; "
+                f"re-run it top to bottom with `python -m tools.nbexec {path}`"
+            )
+            break
+        expected_count += 1
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            problems.append(f"{path} cell {index}: stored output is an error")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--all", action="store_true", help="all chapter notebooks (never drafts)")
+    parser.add_argument("--check", action="store_true", help="check only; write nothing")
+    parser.add_argument("--normalize", action="store_true", help="normalise metadata only; execute nothing")
+    args = parser.parse_args(argv)
+    paths = args.paths or (chapter_notebooks() if args.all or args.check else [])
+    if not paths:
+        parser.error("name notebooks, or pass --all")
+    if args.check:
+        problems = [problem for path in paths for problem in problems_in(path)]
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not problems:
+            print(f"{len(paths)} notebook(s) executed in order and normalised")
+        return 1 if problems else 0
+    for path in paths:
+        if args.normalize:
+            path.write_text(dumps(normalize_notebook(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+            print(f"normalised {path}")
+        else:
+            seconds = execute(path)
+            print(f"executed {path} in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
