@@ -224,6 +224,9 @@ def check_package(root: Path = REPO_ROOT) -> list[str]:
             problems.append(f"{PACKAGE}/{name} differs from its notebook: run `python -m tools.nbexport`")
     for stale in sorted(generated_files_on_disk(package_dir) - set(files)):
         problems.append(f"{PACKAGE}/{stale} is generated but no notebook exports it any more: delete it")
+    handwritten = {path.name for path in package_dir.glob("*.py")} - generated_files_on_disk(package_dir) - set(files)
+    for name in sorted(handwritten):
+        problems.append(f"{PACKAGE}/{name} is not generated from a notebook: {PACKAGE}/ holds exported code only")
     return problems
 
 
