@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.rl_tabular``: The Annotated Q-learning
 """
 
 __version__ = "0.1.0"
