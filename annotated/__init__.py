@@ -6,6 +6,7 @@ Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
 - ``annotated.rl_tabular``: The Annotated Q-learning
+- ``annotated.rl_deep``: The Annotated PPO
 """
 
 __version__ = "0.1.0"
