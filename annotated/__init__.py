@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
 """
 
 __version__ = "0.1.0"
