@@ -96,7 +96,8 @@ class MultiHeadAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if return_weights:
             out, weights = attention(query, key, value, mask)
-            out = F.dropout(out, dropout, self.training) if dropout else out
+            if dropout:  # dropout acts on the attention weights, as in the fused kernel
+                out = F.dropout(weights, dropout, training=True) @ value
         else:
             weights = None
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
