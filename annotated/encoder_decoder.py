@@ -5,13 +5,13 @@
 """The Annotated Encoder-Decoder"""
 
 
-__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'ban_tokens', 'greedy_search', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'ProbabilityTree']
+__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'config_from_bert', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'ban_tokens', 'greedy_search', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'ProbabilityTree']
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 5
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
 import torch
@@ -568,6 +568,7 @@ def _copy_weights(module: nn.Module, source: Mapping[str, torch.Tensor], names: 
     module.load_state_dict({ours: source[theirs].detach().clone() for ours, theirs in names.items()})
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 32
 def config_from_bert(config: Any, dropout: bool = True) -> TransformerConfig:
     """Our ``TransformerConfig`` from a ``transformers.BertConfig`` (only exact-erf GELU is supported)."""
     if config.hidden_act != "gelu":
@@ -588,7 +589,6 @@ def config_from_bert(config: Any, dropout: bool = True) -> TransformerConfig:
     )
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 32
 def encoder_from_transformers(hf_bert_model: nn.Module, encoder: Encoder | None = None) -> Encoder:
     """An ``Encoder`` with the configuration and weights of a ``transformers`` ``BertModel`` (its pooler is dropped).
 
