@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.reformer``: The Annotated Reformer
 """
 
 __version__ = "0.1.0"
