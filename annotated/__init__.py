@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.reformer``: The Annotated Reformer
 - ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
 - ``annotated.rl_tabular``: The Annotated Q-learning
 - ``annotated.rl_deep``: The Annotated PPO
