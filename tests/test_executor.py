@@ -64,3 +64,12 @@ def test_check_rejects_unnormalised_out_of_order_and_error_outputs(tmp_path):
 
 def test_repository_notebooks_are_executed_and_normalised():
     assert [problem for path in chapter_notebooks() for problem in problems_in(path)] == []
+
+
+def test_check_accepts_an_error_that_a_cell_raises_on_purpose(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    notebook = normalize_notebook(executed_notebook())
+    notebook["cells"][1]["outputs"] = [{"output_type": "error", "ename": "ValueError", "evalue": "", "traceback": []}]
+    notebook["cells"][1]["metadata"]["tags"] = ["raises-exception"]
+    path.write_text(dumps(notebook))
+    assert problems_in(path) == []

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.kernel_env import REPO_ROOT, apply_kernel_env
+from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks, cell_source
 
 KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
@@ -85,6 +85,12 @@ def execute(path: Path) -> float:
     return seconds
 
 
+def raises_on_purpose(cell: dict) -> bool:
+    """A cell that demonstrates an error: tag ``raises-exception`` (nbclient and nbval) or nbval's comment marker."""
+    first_line = cell_source(cell).lstrip().split("\n", 1)[0]
+    return "raises-exception" in cell.get("metadata", {}).get("tags", []) or "NBVAL_RAISES_EXCEPTION" in first_line
+
+
 def problems_in(path: Path) -> list[str]:
     """Why a stored notebook would not be what a fresh top-to-bottom run stores (empty when fine)."""
     text = path.read_text(encoding="utf-8")
@@ -103,8 +109,9 @@ def problems_in(path: Path) -> list[str]:
             )
             break
         expected_count += 1
-        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
-            problems.append(f"{path} cell {index}: stored output is an error")
+        has_error = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+        if has_error and not raises_on_purpose(cell):
+            problems.append(f"{path} cell {index}: stored output is an error (tag it raises-exception if meant)")
     return problems
 
 
