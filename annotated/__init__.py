@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.wav2vec2``: The Annotated wav2vec 2.0
 """
 
 __version__ = "0.1.0"
