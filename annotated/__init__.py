@@ -6,6 +6,7 @@ Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
 - ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
+- ``annotated.warm_starting``: The Annotated Warm Start
 - ``annotated.rl_tabular``: The Annotated Q-learning
 - ``annotated.rl_deep``: The Annotated PPO
 """
