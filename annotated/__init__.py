@@ -7,6 +7,7 @@ Modules, one per chapter:
 - ``annotated.utils``: Tools used throughout
 - ``annotated.reformer``: The Annotated Reformer
 - ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
+- ``annotated.warm_starting``: The Annotated Warm Start
 - ``annotated.wav2vec2``: The Annotated wav2vec 2.0
 - ``annotated.rl_tabular``: The Annotated Q-learning
 - ``annotated.rl_deep``: The Annotated PPO
