@@ -5,6 +5,7 @@
 Modules, one per chapter:
 
 - ``annotated.utils``: Tools used throughout
+- ``annotated.ddpm``: The Annotated DDPM
 - ``annotated.reformer``: The Annotated Reformer
 - ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
 - ``annotated.warm_starting``: The Annotated Warm Start
