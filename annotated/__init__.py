@@ -10,8 +10,8 @@ Modules, one per chapter:
 - ``annotated.encoder_decoder``: The Annotated Encoder-Decoder
 - ``annotated.warm_starting``: The Annotated Warm Start
 - ``annotated.wav2vec2``: The Annotated wav2vec 2.0
-- ``annotated.rl_tabular``: The Annotated Q-learning
-- ``annotated.rl_deep``: The Annotated PPO
+- ``annotated.rl.tabular``: The Annotated Q-learning
+- ``annotated.rl.deep``: The Annotated PPO
 """
 
 __version__ = "0.1.0"

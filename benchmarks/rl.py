@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from annotated.rl_deep import PPOConfig, evaluate_policy, train_ppo
+from annotated.rl.deep import PPOConfig, evaluate_policy, train_ppo
 
 ENV_ID = "CartPole-v1"
 TARGET = 475.0

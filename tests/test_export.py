@@ -109,3 +109,25 @@ def test_public_names_skip_private_and_imports():
 
 def test_repository_package_is_in_sync_with_notebooks():
     assert check_package() == []
+
+
+def test_dotted_module_names_make_a_subpackage_that_reexports(tmp_path, make_notebook):
+    make_notebook("06_a.ipynb", [("code", "#| default_exp rl.tabular"), ("code", "#| export\ndef train():\n    return 1")])
+    make_notebook("07_b.ipynb", [("code", "#| default_exp rl.deep"), ("code", "#| export\ndef train_ppo():\n    return 2")])
+    write_package(tmp_path)
+    assert (tmp_path / "annotated" / "rl" / "tabular.py").exists()
+    init = (tmp_path / "annotated" / "rl" / "__init__.py").read_text()
+    assert "from .tabular import *" in init and "__all__ = ['train', 'train_ppo']" in init
+    assert check_package(tmp_path) == []
+    (tmp_path / "annotated" / "rl" / "extra.py").write_text("x = 1\n")
+    assert any("annotated/rl/extra.py is not generated" in p for p in check_package(tmp_path))
+
+
+def test_subpackage_name_clashes_are_errors(tmp_path, make_notebook):
+    make_notebook("06_a.ipynb", [("code", "#| default_exp rl.tabular"), ("code", "#| export\ndef train():\n    return 1")])
+    make_notebook("07_b.ipynb", [("code", "#| default_exp rl.deep"), ("code", "#| export\ndef train():\n    return 2")])
+    with pytest.raises(ExportError, match="'train' is public in both annotated.rl.tabular and annotated.rl.deep"):
+        build_package(tmp_path)
+    make_notebook("07_b.ipynb", [("code", "#| default_exp rl"), ("code", "#| export\ny = 2")])
+    with pytest.raises(ExportError, match="both a module"):
+        build_package(tmp_path)

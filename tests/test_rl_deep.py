@@ -1,4 +1,4 @@
-"""annotated.rl_deep: DQN pieces, REINFORCE, GAE, the clipped objective and PPO, against stable-baselines3 where it has
+"""annotated.rl.deep: DQN pieces, REINFORCE, GAE, the clipped objective and PPO, against stable-baselines3 where it has
 the same computation (GAE in its RolloutBuffer, the actor-critic MlpPolicy)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from annotated.rl_deep import (
+from annotated.rl.deep import (
     Agent,
     PPOConfig,
     ReinforceConfig,

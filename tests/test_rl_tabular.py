@@ -1,4 +1,4 @@
-"""annotated.rl_tabular: returns, dynamic programming, MC/TD prediction and Q-learning against value iteration."""
+"""annotated.rl.tabular: returns, dynamic programming, MC/TD prediction and Q-learning against value iteration."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from annotated.rl_tabular import (
+from annotated.rl.tabular import (
     discounted_returns,
     epsilon_greedy_policy,
     evaluate_agent,

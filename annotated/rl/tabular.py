@@ -49,7 +49,7 @@ def table_shape(env: gym.Env) -> tuple[int, int]:
     if not isinstance(observation_space, gym.spaces.Discrete):
         raise ValueError(
             f"tabular methods need a Discrete observation space, got {observation_space}; "
-            "use the function-approximation methods of annotated.rl_deep for this environment"
+            "use the function-approximation methods of annotated.rl.deep for this environment"
         )
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(f"tabular methods need a Discrete action space, got {action_space}")

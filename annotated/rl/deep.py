@@ -25,7 +25,7 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
-from annotated.rl_tabular import discounted_returns
+from annotated.rl.tabular import discounted_returns
 from annotated.utils import seed_everything
 
 
