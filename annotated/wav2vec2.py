@@ -5,7 +5,7 @@
 """The Annotated wav2vec 2.0"""
 
 
-__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'gumbel_temperature', 'pretraining_loss_fn']
+__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn']
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 4
@@ -905,12 +905,14 @@ def transcribe(
     """Greedy transcripts of every clip, and each clip's (frames, vocab) log-probabilities for beam search."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     texts, log_probs = [], []
     for start in range(0, len(corpus), batch_size):
         values, mask = pad_batch(corpus.audio[start : start + batch_size], corpus.sampling_rate)
-        out = model(values, mask)
-        texts += [tokenizer.decode(ids) for ids in ctc_greedy_decode(out.logits, tokenizer.pad_id, out.frame_lengths)]
-        log_probs += [row[:length].log_softmax(-1) for row, length in zip(out.logits, out.frame_lengths.tolist())]
+        out = model(values.to(device), mask.to(device))
+        logits, lengths = out.logits.float().cpu(), out.frame_lengths.cpu()
+        texts += [tokenizer.decode(ids) for ids in ctc_greedy_decode(logits, tokenizer.pad_id, lengths)]
+        log_probs += [row[:length].log_softmax(-1) for row, length in zip(logits, lengths.tolist())]
     model.train(was_training)
     return texts, log_probs
 
@@ -1048,14 +1050,60 @@ def ctc_prefix_beam_search(
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 53
+def chunked_logits(
+    model: Wav2Vec2ForCTC,
+    waveform,
+    sampling_rate: int,
+    chunk_seconds: float = 4.0,
+    stride_seconds: float = 1.0,
+) -> torch.Tensor:
+    """CTC logits (frames, vocab) of a clip of any length, computed window by window.
+
+    The clip is normalised once, then cut into windows of ``chunk_seconds`` overlapping by ``2 * stride_seconds``;
+    each window keeps only the frames at least ``stride_seconds`` from its edges (or at the clip's own ends). Frames
+    line up one to one with those of full inference, which a single window covering the clip reproduces exactly.
+    """
+    config = model.config
+    hop = math.prod(config.conv_stride)
+    chunk = round(chunk_seconds * SAMPLING_RATE / hop) * hop
+    stride = round(stride_seconds * SAMPLING_RATE / hop) * hop
+    if stride < hop or chunk - 2 * stride < hop:
+        raise ValueError(
+            f"need stride_seconds >= one frame ({hop / SAMPLING_RATE * 1000:.0f} ms) and chunk_seconds > "
+            f"2 * stride_seconds + one frame, got chunk_seconds={chunk_seconds}, stride_seconds={stride_seconds}"
+        )
+    values = normalize_audio(waveform, sampling_rate)
+    num_frames = int(feature_lengths(config, torch.tensor(len(values))))
+    if num_frames < 1:
+        raise ValueError(f"the clip is too short for one frame: {len(values)} samples")
+    step_frames, stride_frames = (chunk - 2 * stride) // hop, stride // hop
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    pieces = []
+    with torch.no_grad():
+        for first in range(0, num_frames, step_frames):
+            start = max(0, (first - stride_frames) * hop)
+            window = values[start : start + chunk]
+            logits = model(rearrange(window, "s -> 1 s").to(device)).logits[0].float().cpu()
+            offset = start // hop
+            pieces.append(logits[first - offset : min(first + step_frames, num_frames) - offset])
+    model.train(was_training)
+    return torch.cat(pieces)
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 59
 def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, decay: float = 0.995) -> float:
     """The paper's schedule: ``max(end, start * decay**step)``."""
     return max(end, start * decay**step)
 
 
-def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict) -> torch.Tensor:
-    """Contrastive + weighted diversity loss per masked frame, with the Gumbel temperature set from ``batch["step"]``."""
-    model.quantizer.temperature = gumbel_temperature(int(batch["step"]))
+def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_decay: float = 0.995) -> torch.Tensor:
+    """Contrastive + weighted diversity loss per masked frame, with the Gumbel temperature set from ``batch["step"]``.
+
+    ``temperature_decay`` sets how fast the temperature falls from 2 to 0.5 (``functools.partial`` it for longer runs).
+    """
+    model.quantizer.temperature = gumbel_temperature(int(batch["step"]), decay=temperature_decay)
     out = model(batch["input_values"], batch["attention_mask"])
     if out.loss is None:
         raise ValueError("pretraining needs the model in training mode with mask_time_prob > 0")

@@ -5,6 +5,10 @@
 Prints, for the same configuration and the same weights: the training-step time of both (and their ratio), and
 generation throughput (greedy, tokens/s) of ours with and without the key/value cache and of
 ``transformers.generate``. Nothing is asserted: timings depend on the machine and its load.
+
+Measured on 2026-11-25 with the defaults on an idle machine (the CPU of a lent GPU host, 16 threads, torch 2.11,
+transformers 5.17): training step 272 ms ours against 275 ms (ratio 0.99); greedy generation 2020 tokens/s ours with
+the cache, 991 without, 1513 for ``transformers.generate`` (ours/theirs 1.34).
 """
 
 from __future__ import annotations

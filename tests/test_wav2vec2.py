@@ -13,9 +13,12 @@ from annotated.wav2vec2 import (
     NGramLM,
     Utterance,
     Wav2Vec2Config,
+    Wav2Vec2ForCTC,
+    chunked_logits,
     compute_time_mask,
     ctc_greedy_decode,
     ctc_prefix_beam_search,
+    embedded_config,
     feature_lengths,
     normalize_audio,
     pad_batch,
@@ -158,6 +161,30 @@ def test_padding_does_not_change_real_frames():
     torch.testing.assert_close(batched.logits[1, :frames], single.logits[0], atol=1e-5, rtol=1e-5)
 
 
+def test_chunked_inference_lines_up_with_full_inference():
+    """Windows start on frame boundaries: a model whose outputs depend only on nearby audio gives the same logits."""
+    torch.manual_seed(0)
+    local = Wav2Vec2ForCTC(embedded_config(12, feat_extract_norm="layer", num_hidden_layers=0)).eval()
+    clip = torch.randn(16_000 * 7 + 123)
+    with torch.no_grad():
+        full = local(normalize_audio(clip, 16_000)[None]).logits[0]
+    # strides of at least 8 frames: the reach of the 16-frame position convolution
+    for chunk, stride in [(2.0, 0.5), (3.0, 0.2), (1.0, 0.2)]:
+        chunked = chunked_logits(local, clip, 16_000, chunk_seconds=chunk, stride_seconds=stride)
+        assert chunked.shape == full.shape
+        torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+    # any model: one window covering the clip is full inference
+    torch.manual_seed(1)
+    global_model = Wav2Vec2ForCTC(embedded_config(12)).eval()
+    with torch.no_grad():
+        expected = global_model(normalize_audio(clip, 16_000)[None]).logits[0]
+    torch.testing.assert_close(chunked_logits(global_model, clip, 16_000, chunk_seconds=8.0, stride_seconds=0.5), expected)
+    with pytest.raises(ValueError, match="stride_seconds"):
+        chunked_logits(local, clip, 16_000, chunk_seconds=2.0, stride_seconds=0.0)
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        chunked_logits(local, clip, 16_000, chunk_seconds=1.0, stride_seconds=0.5)
+
+
 def test_language_model_is_normalised_and_beam_search_agrees_with_greedy_on_peaked_outputs():
     lm = NGramLM(["the cat sees a dog", "a dog sees the cat", "the dog likes a cat"], order=3)
     for history in ([], ["the"], ["the", "cat"], ["zebra", "sees"]):
@@ -228,9 +255,13 @@ def test_pretraining_script_runs_at_ci_size(tmp_path):
     stored = json.loads((tmp_path / "out" / "pretrain_vs_scratch_ci.json").read_text())
     assert (tmp_path / "out" / "pretrain_vs_scratch_ci.png").is_file()
     assert len(stored["pretraining_losses"]) == script.CI["pre_steps"]
-    for name in ("pretrained", "scratch"):
-        assert len(stored[name]["ctc_losses"]) == script.CI["ctc_steps"]
-        assert 0 <= results[name]["greedy_wer"] and 0 <= results[name]["lm_wer"]
-    # resuming: a second call finds the final checkpoints and trains no further steps
+    assert sorted(stored["pretraining"], key=int) == [str(s) for s in script.CI["eval_at"]]
+    starts = ["scratch"] + [str(s) for s in script.CI["eval_at"]]
+    assert len(stored["runs"]) == len(starts) * len(script.CI["ctc_lrs"]) * len(script.CI["seeds"])
+    for run in stored["runs"].values():
+        assert run["start"] in starts and len(run["ctc_losses"]) == script.CI["ctc_steps"]
+        assert 0 <= run["greedy_wer"] and 0 <= run["lm_wer"]
+    assert {row["start"] for row in stored["summary"]} == set(starts)
+    # resuming: a second call finds every run in the results file and trains nothing again
     again = script.main(["--ci", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
-    assert again["scratch"]["ctc_losses"] == results["scratch"]["ctc_losses"]
+    assert again["runs"] == results["runs"] and again["pretraining_losses"] == results["pretraining_losses"]
