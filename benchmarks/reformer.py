@@ -167,10 +167,17 @@ def main() -> None:
     started = time.time()
     for n in lengths:
         for kind in ("full", "local", "lsh", "lsh-factorised"):
-            predicted_gib = 4 * 2 * n * n * 4 / 2**30  # dots, probabilities and their gradients, 2 heads, float32
+            # full attention's memory is quadratic: extrapolate from the longest measured point, or, before any,
+            # count dots, probabilities and their gradients (2 heads, float32)
+            measured = [r for r in results["attention"] if r["kind"] == "full" and "peak_mib" in r]
+            if measured:
+                predicted_gib = measured[-1]["peak_mib"] / 1024 * (n / measured[-1]["length"]) ** 2
+                basis = f"quadratic extrapolation from {measured[-1]['length']} tokens"
+            else:
+                predicted_gib, basis = 4 * 2 * n * n * 4 / 2**30, "counting the n x n tensors"
             if kind == "full" and predicted_gib > FULL_ATTENTION_CAP_GIB:
-                row = {"kind": kind, "length": n,
-                       "skipped": f"not run (cap {FULL_ATTENTION_CAP_GIB:g} GiB; would need about {predicted_gib:.0f} GiB)"}
+                row = {"kind": kind, "length": n, "predicted_gib": round(predicted_gib, 1),
+                       "skipped": f"not run (cap {FULL_ATTENTION_CAP_GIB:g} GiB; would need about {predicted_gib:.0f} GiB, {basis})"}
             else:
                 row = measure({"kind": kind, "length": n}, args.threads)
             results["attention"].append(row)
