@@ -419,7 +419,10 @@ def docstring_texts(root: str | Path | None = None, skip_modules: Iterable[str] 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     """An uncased BERT-style WordPiece ``tokenizers.Tokenizer`` trained on ``texts``: ``SPECIAL_TOKENS`` first
-    (``[PAD]`` = 0), ``[CLS] text [SEP]`` added when encoding, ``##`` pieces merged when decoding."""
+    (``[PAD]`` = 0), ``[CLS] text [SEP]`` added when encoding, ``##`` pieces merged when decoding.
+
+    ``tokenizers``' trainer breaks ties between equally frequent merges in hash order, so the ids (and rarely a
+    few tokens) differ from run to run."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     if vocab_size <= len(SPECIAL_TOKENS):
@@ -428,7 +431,8 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS)))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
