@@ -5,7 +5,7 @@
 """The Annotated Warm Start"""
 
 
-__all__ = ['minilm_directory', 'BertCheckpoint', 'load_bert_checkpoint', 'VARIANTS', 'LoadReport', 'warm_start', 'parameter_counts', 'prune_vocabulary', 'DocstringPair', 'docstring_pairs', 'split_by_module', 'encode_texts']
+__all__ = ['minilm_directory', 'BertCheckpoint', 'load_bert_checkpoint', 'VARIANTS', 'LoadReport', 'warm_start', 'parameter_counts', 'prune_vocabulary', 'DocstringPair', 'docstring_pairs', 'split_by_module', 'encode_texts', 'SPECIAL_TOKENS', 'SummarisationTask', 'make_summarisation_task', 'fine_tune', 'rouge_f1', 'evaluate_summaries', 'docstring_texts', 'train_wordpiece_tokenizer', 'BertForMaskedLM', 'mask_tokens', 'pretrain_mlm']
 
 
 # %% notebooks/04_warm_starting.ipynb cell 4
@@ -234,11 +234,281 @@ def split_by_module(pairs: Sequence[DocstringPair], test_fraction: float = 0.125
 # %% notebooks/04_warm_starting.ipynb cell 23
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int, sep_token_id: int = 102) -> torch.Tensor:
     """(N, max_length) ids of ``[CLS] text [SEP]`` from a ``tokenizers.Tokenizer``, truncated (keeping the final
-    ``[SEP]``) and padded with 0."""
+    ``[SEP]``) and padded with 0, whatever padding the tokenizer itself is set to."""
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2, got {max_length}")
     out = torch.zeros(len(texts), max_length, dtype=torch.long)
     for row, encoding in enumerate(tokenizer.encode_batch(list(texts))):
-        ids = encoding.ids if len(encoding.ids) <= max_length else encoding.ids[: max_length - 1] + [sep_token_id]
+        # MiniLM's tokenizer.json pads every text to 128 tokens: keep only the real ones
+        ids = [i for i, real in zip(encoding.ids, encoding.attention_mask) if real]
+        ids = ids if len(ids) <= max_length else ids[: max_length - 1] + [sep_token_id]
         out[row, : len(ids)] = torch.tensor(ids)
     return out
+
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass
+class SummarisationTask:
+    """A tokenised summarisation task on a vocabulary pruned to its training text.
+
+    ``checkpoint`` is the pruned checkpoint; ``lookup`` maps the tokenizer's ids to the task's ids (-1: dropped) and
+    ``to_tokenizer`` maps back. Labels are the summaries' task ids without ``[CLS]``, padded with -100.
+    """
+
+    checkpoint: BertCheckpoint
+    tokenizer: object
+    lookup: torch.Tensor
+    to_tokenizer: torch.Tensor
+    train_source: torch.Tensor
+    train_labels: torch.Tensor
+    test_source: torch.Tensor
+    test_labels: torch.Tensor
+    test_references: list[str]
+    start_id: int
+    eos_id: int
+    unk_id: int
+
+    def decode(self, tokens: torch.Tensor) -> list[str]:
+        """Texts of (B, T) task ids, each cut at its first ``eos_id``; padding (0) dropped."""
+        texts = []
+        for row in tokens.tolist():
+            row = row[: row.index(self.eos_id)] if self.eos_id in row else row
+            texts.append(self.tokenizer.decode(self.to_tokenizer[[i for i in row if i != 0]].tolist()))
+        return texts
+
+
+def make_summarisation_task(
+    checkpoint: BertCheckpoint,
+    tokenizer,
+    train_pairs: Sequence[DocstringPair],
+    test_pairs: Sequence[DocstringPair],
+    source_length: int,
+    target_length: int,
+    dropout: float = 0.1,
+) -> SummarisationTask:
+    """Tokenise (body, summary) pairs with ``tokenizer`` (a ``tokenizers.Tokenizer`` with BERT's special tokens,
+    ``[PAD]`` = 0) and prune ``checkpoint``'s vocabulary to the special tokens and the training text."""
+    ids = {name: tokenizer.token_to_id(name) for name in SPECIAL_TOKENS}
+    if None in ids.values() or ids["[PAD]"] != 0:
+        raise ValueError(f"the tokenizer must have {SPECIAL_TOKENS} with [PAD] = 0, got {ids}")
+    sep = ids["[SEP]"]
+    train_source = encode_texts(tokenizer, [p.body for p in train_pairs], source_length, sep)
+    train_target = encode_texts(tokenizer, [p.summary for p in train_pairs], target_length + 1, sep)[:, 1:]
+    test_source = encode_texts(tokenizer, [p.body for p in test_pairs], source_length, sep)
+    test_target = encode_texts(tokenizer, [p.summary for p in test_pairs], target_length + 1, sep)[:, 1:]
+    keep = set(ids.values()) | set(train_source.unique().tolist()) | set(train_target.unique().tolist())
+    pruned, lookup = prune_vocabulary(checkpoint, keep)
+    pruned = replace(pruned, config=replace(pruned.config, dropout=dropout, attention_dropout=dropout))
+    unk = int(lookup[ids["[UNK]"]])
+
+    def task_ids(tokens: torch.Tensor) -> torch.Tensor:
+        mapped = lookup[tokens]
+        return torch.where(mapped < 0, unk, mapped)
+
+    train_target, test_target = task_ids(train_target), task_ids(test_target)
+    return SummarisationTask(
+        checkpoint=pruned,
+        tokenizer=tokenizer,
+        lookup=lookup,
+        to_tokenizer=torch.nonzero(lookup >= 0).flatten(),
+        train_source=task_ids(train_source),
+        train_labels=train_target.masked_fill(train_target == 0, -100),
+        test_source=task_ids(test_source),
+        test_labels=test_target.masked_fill(test_target == 0, -100),
+        test_references=[p.summary for p in test_pairs],
+        start_id=int(lookup[ids["[CLS]"]]),
+        eos_id=int(lookup[sep]),
+        unk_id=unk,
+    )
+
+
+# %% notebooks/04_warm_starting.ipynb cell 26
+def _seq2seq_loss(model: EncoderDecoderModel, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    source, labels = batch
+    return model(source, (source != 0).long(), labels=labels).loss
+
+
+def fine_tune(
+    variant: str,
+    task: SummarisationTask,
+    steps: int,
+    batch_size: int = 16,
+    learning_rate: float = 5e-4,
+    warmup_steps: int = 20,
+    num_layers: int | None = None,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    keep_last: int = 2,
+    progress: bool = True,
+):
+    """Warm-start ``variant`` from ``task.checkpoint`` and train it on the task with AdamW, linear warm-up and
+    linear decay, through ``annotated.utils.fit`` (resumable from ``checkpoint_dir``, keeping its last
+    ``keep_last`` checkpoints).
+
+    Returns the model (in eval mode) and its ``TrainingHistory``."""
+    from annotated.utils import fit, random_batches, seed_everything
+
+    if steps < 1 or warmup_steps < 0:
+        raise ValueError(f"steps must be >= 1 and warmup_steps >= 0, got {steps} and {warmup_steps}")
+    seed_everything(seed)
+    model, _ = warm_start(variant, task.checkpoint, task.start_id, task.eos_id, num_layers=num_layers, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)) * max(0.0, 1 - s / steps))
+    history = fit(model, optimizer, _seq2seq_loss, random_batches(task.train_source, task.train_labels,
+                  batch_size=batch_size, seed=seed), steps, scheduler=schedule, max_grad_norm=1.0,
+                  checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, keep_last=keep_last, progress=progress,
+                  description=variant)
+    return model.eval(), history
+
+
+def rouge_f1(predictions: Sequence[str], references: Sequence[str], types: Sequence[str] = ("rouge2", "rougeL"),
+             per_example: bool = False) -> dict:
+    """Mean ROUGE F1 in % (``rouge-score`` with stemming; references lower-cased for an uncased model), or with
+    ``per_example`` the list of each example's F1 per type."""
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError(f"expected as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
+    scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
+    scores = [scorer.score(r.lower(), p) for p, r in zip(predictions, references)]
+    if per_example:
+        return {t: [100 * s[t].fmeasure for s in scores] for t in types}
+    return {t: 100 * sum(s[t].fmeasure for s in scores) / len(scores) for t in types}
+
+
+@torch.no_grad()
+def evaluate_summaries(model: EncoderDecoderModel, task: SummarisationTask, max_length: int | None = None) -> dict:
+    """Held-out loss, greedy summaries, their ROUGE-2/ROUGE-L and how many distinct summaries there are."""
+    from annotated.encoder_decoder import greedy_search
+
+    model.eval()
+    mask = (task.test_source != 0).long()
+    loss = model(task.test_source, mask, labels=task.test_labels).loss.item()
+    max_length = max_length or task.test_labels.shape[1] + 1
+    predictions = task.decode(greedy_search(model, task.test_source, mask, max_length=max_length)[:, 1:])
+    return dict(loss=loss, predictions=predictions, distinct=len(set(predictions)),
+                **rouge_f1(predictions, task.test_references))
+
+
+# %% notebooks/04_warm_starting.ipynb cell 35
+def docstring_texts(root: str | Path | None = None, skip_modules: Iterable[str] = ()) -> list[str]:
+    """Every docstring (whitespace-normalised, at least 4 words) of the ``.py`` files under ``root`` (the standard
+    library by default), except those of ``skip_modules`` (dotted names as in ``DocstringPair.module``)."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    skip, texts = set(skip_modules), []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        module = ".".join(relative.with_suffix("").parts)
+        if _SKIPPED_PACKAGES & set(relative.parts) or module in skip:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                text = " ".join((ast.get_docstring(node) or "").split())
+                if len(text.split()) >= 4:
+                    texts.append(text)
+    return texts
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
+    """An uncased BERT-style WordPiece ``tokenizers.Tokenizer`` trained on ``texts``: ``SPECIAL_TOKENS`` first
+    (``[PAD]`` = 0), ``[CLS] text [SEP]`` added when encoding, ``##`` pieces merged when decoding.
+
+    ``tokenizers``' trainer breaks ties between equally frequent merges in hash order, so the ids (and rarely a
+    few tokens) differ from run to run."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}")
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return tokenizer
+
+
+class BertForMaskedLM(torch.nn.Module):
+    """An ``Encoder`` with BERT's MLM head tied to its word embeddings; ``to_checkpoint`` gives a ``BertCheckpoint``
+    under ``transformers``' names (MLM head included) for ``warm_start``."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        from annotated.encoder_decoder import Encoder, LMHead
+
+        self.config = config
+        self.encoder = Encoder(config)
+        self.lm_head = LMHead(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids -> (B, T, vocab) logits."""
+        return self.lm_head(self.encoder(input_ids, attention_mask), self.encoder.embeddings.word_embeddings.weight)
+
+    def to_checkpoint(self) -> BertCheckpoint:
+        names = _bert_names(self.config.num_layers, "", decoder=False)
+        tensors = {names[n]: t.detach().clone() for n, t in self.encoder.state_dict().items()}
+        head = _bert_names(self.config.num_layers, "", decoder=True)
+        tensors.update({head[f"lm_head.{n}"]: t.detach().clone() for n, t in self.lm_head.state_dict().items()})
+        return BertCheckpoint(self.config, tensors, "BertForMaskedLM")
+
+
+def mask_tokens(
+    input_ids: torch.Tensor, mask_id: int, vocab_size: int, special_ids: Iterable[int], probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: (inputs, labels) where a ``probability`` share of non-special tokens is picked; of those 80%
+    become ``mask_id``, 10% a random token and 10% stay; labels are -100 except at picked positions."""
+    if not 0 < probability < 1:
+        raise ValueError(f"probability must be in (0, 1), got {probability}")
+    special = torch.isin(input_ids, torch.as_tensor(list(special_ids)))
+    picked = (torch.rand(input_ids.shape, generator=generator) < probability) & ~special
+    labels = input_ids.masked_fill(~picked, -100)
+    draw = torch.rand(input_ids.shape, generator=generator)
+    inputs = input_ids.masked_fill(picked & (draw < 0.8), mask_id)
+    random_tokens = torch.randint(len(SPECIAL_TOKENS), vocab_size, input_ids.shape, generator=generator)
+    inputs = torch.where(picked & (draw >= 0.8) & (draw < 0.9), random_tokens, inputs)
+    return inputs, labels
+
+
+def pretrain_mlm(
+    model: BertForMaskedLM, token_ids: torch.Tensor, steps: int, mask_id: int, special_ids: Iterable[int],
+    batch_size: int = 32, learning_rate: float = 1e-3, warmup_steps: int = 50, seed: int = 0,
+    checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, progress: bool = True,
+):
+    """Masked-language-model pretraining of ``model`` on (N, T) ``token_ids`` (0 = padding) through
+    ``annotated.utils.fit``; the masks of a step are seeded by the step, so a resumed run is exact."""
+    import torch.nn.functional as F
+
+    from annotated.utils import fit, random_batches
+
+    special = list(special_ids)
+    rows = random_batches(token_ids, batch_size=batch_size, seed=seed)
+
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        return mask_tokens(rows(step)[0], mask_id, model.config.vocab_size, special, generator=generator)
+
+    def loss_fn(m: BertForMaskedLM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, labels = batch
+        picked = labels != -100  # the head runs at the picked positions only: 15% of the cost
+        hidden = m.encoder(inputs, (inputs != 0).long())[picked]
+        logits = m.lm_head(hidden, m.encoder.embeddings.word_embeddings.weight)
+        return F.cross_entropy(logits, labels[picked])
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)) * max(0.0, 1 - s / steps))
+    return fit(model, optimizer, loss_fn, batch_at, steps, scheduler=schedule, max_grad_norm=1.0,
+               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, progress=progress,
+               description="MLM pretraining")
