@@ -421,8 +421,9 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     """An uncased BERT-style WordPiece ``tokenizers.Tokenizer`` trained on ``texts``: ``SPECIAL_TOKENS`` first
     (``[PAD]`` = 0), ``[CLS] text [SEP]`` added when encoding, ``##`` pieces merged when decoding.
 
-    ``tokenizers``' trainer breaks ties between equally frequent merges in hash order, so the ids (and rarely a
-    few tokens) differ from run to run."""
+    ``tokenizers``' trainer breaks ties between equally frequent merges in hash order, so the ids it gives (and rarely a
+    few tokens) differ from run to run; the ids are renumbered here, special tokens first and the rest in string order,
+    so that the same token set always gets the same ids."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     if vocab_size <= len(SPECIAL_TOKENS):
@@ -433,6 +434,9 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     tokenizer.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
+    learned = sorted(set(tokenizer.get_vocab()) - set(SPECIAL_TOKENS))
+    tokenizer.model = models.WordPiece(
+        {token: index for index, token in enumerate(list(SPECIAL_TOKENS) + learned)}, unk_token="[UNK]")
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])

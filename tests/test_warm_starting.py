@@ -247,6 +247,10 @@ def test_wordpiece_tokenizer_has_berts_special_tokens():
     assert tokenizer.decode(encoding.ids) == "return the stream."
     with pytest.raises(ValueError, match="vocab_size"):
         train_wordpiece_tokenizer(TEXTS, vocab_size=3)
+    # ids do not depend on the trainer's hash order: special tokens, then the learned tokens in string order
+    vocab = tokenizer.get_vocab()
+    learned = sorted(vocab, key=vocab.get)[len(SPECIAL_TOKENS):]
+    assert learned == sorted(learned) and len(vocab) == 80
 
 
 def test_mask_tokens_follows_bert():
