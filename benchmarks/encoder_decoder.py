@@ -21,6 +21,7 @@ import torch
 import transformers
 
 from annotated.encoder_decoder import encoder_decoder_from_transformers, greedy_search
+from bench_common import time_training
 
 
 def build(hidden: int, layers: int, vocab: int) -> tuple[transformers.EncoderDecoderModel, torch.nn.Module]:
@@ -38,19 +39,6 @@ def build(hidden: int, layers: int, vocab: int) -> tuple[transformers.EncoderDec
     for c in (hf.config, hf.generation_config):
         c.decoder_start_token_id, c.eos_token_id, c.pad_token_id = 2, 3, 0
     return hf, encoder_decoder_from_transformers(hf)
-
-
-def time_training(model: torch.nn.Module, step, steps: int) -> float:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    for i in range(steps + 3):
-        if i == 3:
-            start = time.perf_counter()
-        loss = step(model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:

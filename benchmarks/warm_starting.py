@@ -10,7 +10,6 @@ same batch and prints the ratio. Nothing is asserted: timings depend on the mach
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from dataclasses import replace
 
@@ -19,20 +18,7 @@ import transformers
 
 from annotated.encoder_decoder import decoder_from_transformers, encoder_from_transformers
 from annotated.warm_starting import BertCheckpoint, load_bert_checkpoint, minilm_directory, warm_start
-
-
-def time_training(model: torch.nn.Module, step, steps: int) -> float:
-    """Seconds per training step, after 3 warm-up steps."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    model.train()
-    for i in range(steps + 3):
-        if i == 3:
-            start = time.perf_counter()
-        loss = step(model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / steps
+from bench_common import time_training
 
 
 def main() -> None:
