@@ -116,7 +116,7 @@ def fine_tune(start: str, lr: float, seed: int, size: dict, labelled, test_set, 
     seed_everything(seed)
     model = Wav2Vec2ForCTC(embedded_config(len(tokenizer)))
     if start != "scratch":
-        missing, unexpected = model.wav2vec2.load_state_dict(load_file(work / f"encoder_step{start}.safetensors"))
+        model.wav2vec2.load_state_dict(load_file(work / f"encoder_step{start}.safetensors"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     history = fit(model, optimizer, ctc_loss_fn, speech_batches(labelled, min(size["batch"], len(labelled)), tokenizer, seed=seed),
                   size["ctc_steps"], scheduler=warmup_then_linear(optimizer, 20, None), max_grad_norm=5.0,
