@@ -1,0 +1,149 @@
+"""Measure how much the chapters' printed results move between machines and seeds.
+
+A chapter's stored outputs were computed on one CPU; another instruction set (or GPU, or seed) gives slightly
+different training results. This tool re-executes chapter notebooks into a separate folder under a chosen
+variant, then lines up every number printed in every cell across the runs, so that each tolerance in a chapter can
+be set from a measured spread rather than guessed.
+
+Usage::
+
+    python -m tools.nbspread run --out _build/spread/avx2 --isa avx2 notebooks/02_reformer.ipynb
+    python -m tools.nbspread run --out _build/spread/seed1 --seed-offset 1 --all
+    python -m tools.nbspread report notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
+
+``--isa`` sets ``ATEN_CPU_CAPABILITY`` (and, for avx2, ``MKL_ENABLE_INSTRUCTIONS=AVX2``) for the kernel.
+``--seed-offset k`` adds ``k`` to every seed the notebook passes to ``annotated.utils.seed_everything``, through a
+cell injected before the first one (the notebook itself is not changed); seeds a chapter draws elsewhere (data
+generators, environments) stay as they are, so the spread it measures is that of initialisation and sampling.
+The stored notebooks are never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from tools.kernel_env import apply_kernel_env
+from tools.nbexec import dumps, normalize_notebook
+from tools.nbexport import cell_source, chapter_notebooks
+
+ISA_ENV = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512"},
+    "default": {"ATEN_CPU_CAPABILITY": "default"},
+}
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+SEED_OFFSET_CELL = """\
+import annotated.utils as _annotated_utils
+
+_original_seed_everything = _annotated_utils.seed_everything
+
+
+def _offset_seed_everything(seed, deterministic=True):
+    return _original_seed_everything(seed + {offset}, deterministic)
+
+
+_annotated_utils.seed_everything = _offset_seed_everything
+"""
+
+
+def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int) -> float:
+    """Execute ``path`` in a fresh kernel under the variant; write the executed copy to ``out_dir``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    apply_kernel_env()
+    for name in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS"):
+        os.environ.pop(name, None)
+    if isa is not None:
+        os.environ.update(ISA_ENV[isa])
+    notebook = nbformat.read(path, as_version=4)
+    injected = seed_offset != 0
+    if injected:
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(SEED_OFFSET_CELL.format(offset=seed_offset)))
+    client = NotebookClient(notebook, timeout=1800, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    if injected:
+        notebook.cells.pop(0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / path.name).write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
+    return seconds
+
+
+def cell_text(cell: dict) -> str:
+    """The text nbval compares: streams and text/plain results, concatenated."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            parts.append(output.get("data", {}).get("text/plain", ""))
+        elif output.get("output_type") == "error":
+            parts.append(f"ERROR {output.get('ename')}: {output.get('evalue')}")
+    return "".join(parts) if isinstance(parts, list) else parts
+
+
+def report(stored: Path, runs: list[Path]) -> list[str]:
+    """Per code cell whose text differs in some run: the stored text and, per number, the values seen."""
+    base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
+    others = [json.loads((run / stored.name).read_text(encoding="utf-8"))["cells"] for run in runs]
+    lines = []
+    for index, cell in enumerate(base):
+        if cell["cell_type"] != "code":
+            continue
+        texts = [cell_text(cell)] + [cell_text(other[index]) for other in others]
+        if all(text == texts[0] for text in texts):
+            continue
+        first_line = cell_source(cell).strip().split("\n", 1)[0][:80]
+        lines.append(f"## {stored.name} cell {index} (id {cell.get('id')}): {first_line}")
+        numbers = [NUMBER.findall(text) for text in texts]
+        skeletons = [NUMBER.sub("#", text) for text in texts]
+        if all(s == skeletons[0] for s in skeletons):
+            for position, values in enumerate(zip(*numbers)):
+                if len(set(values)) > 1:
+                    floats = [float(v) for v in values]
+                    context = skeletons[0].split("#")[position][-40:].replace("\n", " ")
+                    lines.append(f"  ...{context!r} {values[0]}: seen {', '.join(values[1:])}; "
+                                 f"spread {max(floats) - min(floats):.4g}")
+        else:
+            for run, text in zip(["stored"] + [str(r) for r in runs], texts):
+                lines.append(f"  [{run}] " + text[:600].replace("\n", "\n    "))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute notebooks under a variant into --out")
+    run.add_argument("paths", nargs="*", type=Path)
+    run.add_argument("--all", action="store_true")
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--isa", choices=sorted(ISA_ENV))
+    run.add_argument("--seed-offset", type=int, default=0)
+    show = commands.add_parser("report", help="compare a stored notebook with executed copies")
+    show.add_argument("stored", type=Path)
+    show.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        paths = args.paths or (chapter_notebooks() if args.all else [])
+        if not paths:
+            parser.error("name notebooks, or pass --all")
+        for path in paths:
+            seconds = run_variant(path, args.out, args.isa, args.seed_offset)
+            print(f"{path} -> {args.out / path.name}: {seconds:.0f} s", flush=True)
+        return 0
+    print("\n".join(report(args.stored, args.runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
