@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'toleranced']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -469,3 +469,23 @@ def load_or_embedded(
             raise
         warnings.warn(f"real loader failed ({error!r}); using the embedded data", stacklevel=2)
         return LoadedData(embedded(), "embedded", f"real loader failed: {error!r}")
+
+
+# %% notebooks/00_utils.ipynb cell 36
+def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
+    """``value`` as ``"3.12 ± 0.08"``: a result together with the tolerance within which the book's tests accept it.
+
+    ``tolerance`` is absolute (a number, printed with ``digits`` decimals like the value) or relative to the value,
+    as a string such as ``"10%"``.
+    """
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
+    if isinstance(tolerance, str):
+        if not tolerance.endswith("%") or float(tolerance[:-1]) <= 0:
+            raise ValueError(f"a relative tolerance is a positive percentage such as '10%', got {tolerance!r}")
+        return f"{value:.{digits}f} ± {float(tolerance[:-1]):g}%"
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    if round(tolerance, digits) != tolerance:
+        raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
+    return f"{value:.{digits}f} ± {tolerance:.{digits}f}"
