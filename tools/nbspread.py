@@ -89,7 +89,7 @@ def cell_text(cell: dict) -> str:
             parts.append(output.get("data", {}).get("text/plain", ""))
         elif output.get("output_type") == "error":
             parts.append(f"ERROR {output.get('ename')}: {output.get('evalue')}")
-    return "".join(parts) if isinstance(parts, list) else parts
+    return "".join("".join(part) if isinstance(part, list) else part for part in parts)
 
 
 def report(stored: Path, runs: list[Path]) -> list[str]:

@@ -1,0 +1,123 @@
+"""The tolerance-aware comparison of stored and re-run notebook outputs (tools/tolerance.py, tools/nbval_tolerance.py).
+
+The unit tests pin down what may move (a ``value ± tolerance`` within its tolerance) and what may not (anything
+else). The end-to-end tests run nbval through pytest on a copy of a small notebook whose stored result was changed,
+exactly as the test command runs on the chapters, and show that a result outside its tolerance fails it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
+from tools.tolerance import compare_within_tolerance, toleranced_results
+
+
+def test_a_toleranced_number_may_move_within_its_tolerance():
+    assert compare_within_tolerance("bits per character: 3.12 ± 0.08\n", "bits per character: 3.19 ± 0.08\n") == []
+    assert compare_within_tolerance("loss 3.12 ± 0.08", "loss 3.04 ± 0.08") == []
+
+
+def test_a_toleranced_number_outside_its_tolerance_fails():
+    problems = compare_within_tolerance("bits per character: 3.12 ± 0.08", "bits per character: 3.21 ± 0.08")
+    assert len(problems) == 1 and "3.21 is outside 3.12 ± 0.08" in problems[0]
+
+
+def test_a_relative_tolerance_is_a_percentage_of_the_stored_value():
+    assert compare_within_tolerance("WER 0.400 ± 10%", "WER 0.440 ± 10%") == []
+    assert compare_within_tolerance("WER 0.400 ± 10%", "WER 0.441 ± 10%") != []
+
+
+def test_everything_around_toleranced_numbers_is_compared_exactly():
+    assert compare_within_tolerance("loss 3.12 ± 0.08 after 500 steps", "loss 3.12 ± 0.08 after 400 steps") != []
+    assert compare_within_tolerance("loss 3.12 ± 0.08", "loss 3.12 ± 0.10") != [], "the tolerance itself is fixed"
+    assert compare_within_tolerance("Loss 3.12 ± 0.08", "loss 3.12 ± 0.08") != []
+    assert compare_within_tolerance("shape (4, 3)", "shape (4, 2)") != [], "plain numbers stay exact"
+    assert compare_within_tolerance("shape (4, 3)", "shape (4, 3)") == []
+
+
+def test_every_toleranced_number_of_a_text_is_checked():
+    stored = "| model | bpc |\n| bigram | 3.64 ± 0.02 |\n| Reformer | 3.12 ± 0.08 |\n"
+    assert len(toleranced_results(stored)) == 2
+    assert compare_within_tolerance(stored, stored.replace("3.64", "3.70")) != []
+    assert compare_within_tolerance(stored, stored.replace("3.12", "3.18")) == []
+
+
+def notebook(stored_text: str, printed_text: str) -> dict:
+    """A one-cell notebook that prints ``printed_text`` and has ``stored_text`` stored as its output."""
+    return {
+        "cells": [{
+            "cell_type": "code", "execution_count": 1, "id": "result", "metadata": {},
+            "source": f"print({printed_text!r})",
+            "outputs": [{"name": "stdout", "output_type": "stream", "text": stored_text + "\n"}],
+        }],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+def run_nbval(tmp_path: Path, stored_text: str, printed_text: str, *plugins: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "copy.ipynb"
+    path.write_text(json.dumps(notebook(stored_text, printed_text)), encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    arguments = [arg for plugin in plugins for arg in ("-p", plugin)]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, "--nbval",
+         "--nbval-current-env", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+def test_nbval_accepts_a_rerun_result_within_its_tolerance(tmp_path):
+    ran = run_nbval(tmp_path, "held-out loss: 3.12 ± 0.08", "held-out loss: 3.15 ± 0.08", "tools.nbval_tolerance")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    without_plugin = run_nbval(tmp_path, "held-out loss: 3.12 ± 0.08", "held-out loss: 3.15 ± 0.08")
+    assert without_plugin.returncode != 0, "plain nbval compares exactly, so this case proves the plugin is used"
+
+
+def test_nbval_fails_on_a_stored_result_changed_beyond_its_tolerance(tmp_path):
+    ran = run_nbval(tmp_path, "held-out loss: 3.30 ± 0.08", "held-out loss: 3.15 ± 0.08", "tools.nbval_tolerance")
+    assert ran.returncode != 0
+    assert "Cell outputs differ" in ran.stdout and "3.15 is outside 3.30 ± 0.08" in ran.stdout, ran.stdout
+
+
+def test_the_test_command_loads_the_plugin():
+    from conftest import pytest_plugins
+
+    assert "tools.nbval_tolerance" in pytest_plugins
+
+
+def stored_texts(path: Path) -> list[tuple[int, str]]:
+    texts = []
+    for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            texts.append((index, "".join(text) if isinstance(text, list) else text))
+    return texts
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_stored_tolerances_are_positive_and_the_outputs_compare_with_themselves(path):
+    for index, text in stored_texts(path):
+        for result in toleranced_results(text):
+            assert result.tolerance > 0, f"{path.name} cell {index}: {result.text}"
+        assert compare_within_tolerance(text, text) == [], f"{path.name} cell {index}"
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_a_cell_whose_output_is_ignored_asserts_something(path):
+    """Nothing may become unchecked: a cell nbval does not compare must check what it shows itself."""
+    for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        source = cell_source(cell)
+        ignored = "NBVAL_IGNORE_OUTPUT" in source.split("\n", 1)[0] or "nbval-ignore-output" in cell["metadata"].get(
+            "tags", [])
+        shows_something = bool(cell.get("outputs"))
+        if ignored and shows_something:
+            assert "assert " in source or "raise " in source, f"{path.name} cell {index} ignores its output unchecked"
