@@ -46,3 +46,19 @@ def test_smoke_run_writes_results_and_resumes(tmp_path):
         "step_00000001.json", "step_00000001.safetensors"]
     again = ppo.main(["--smoke", "--out", str(tmp_path)])  # resumes after the only update: no further training
     assert again["steps"] == record["steps"] and again["metrics"] == record["metrics"]
+
+
+def test_train_ppo_resumes_mid_run(tmp_path):
+    """An interrupted run (its last checkpoint removed) continues from the one before and ends where a full run does."""
+    from annotated.rl.deep import PPOConfig, train_ppo
+
+    config = PPOConfig(total_timesteps=3 * 8 * 32, eval_every=8 * 32, eval_episodes=2)
+    _, full = train_ppo("CartPole-v1", config, checkpoint_dir=tmp_path, checkpoint_every=1)
+    assert full.env_steps == 768 and full.eval_steps == [256, 512, 768]
+    (tmp_path / "step_00000003.safetensors").unlink()
+    (tmp_path / "step_00000003.json").unlink()
+    _, resumed = train_ppo("CartPole-v1", config, checkpoint_dir=tmp_path, checkpoint_every=1)
+    assert resumed.env_steps == 768 and resumed.eval_steps == [256, 512, 768]
+    assert resumed.eval_returns[:2] == full.eval_returns[:2]  # restored from the checkpoint of update 2
+    assert len(resumed.losses) == len(full.losses)
+    assert (tmp_path / "step_00000003.safetensors").is_file()
