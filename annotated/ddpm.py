@@ -5,12 +5,14 @@
 """The Annotated DDPM"""
 
 
-__all__ = ['linear_beta_schedule', 'quadratic_beta_schedule', 'sigmoid_beta_schedule', 'cosine_beta_schedule', 'extract', 'LossType', 'VarianceType', 'ForwardProcess', 'Residual', 'Upsample', 'Downsample', 'SinusoidalPositionEmbeddings', 'WeightStandardizedConv2d', 'Block', 'ResnetBlock', 'Attention', 'LinearAttention', 'PreNorm', 'Unet', 'GaussianDiffusion', 'EMA', 'EMAUpdater']
+__all__ = ['FASHION_MNIST_HUB_ID', 'FASHION_MNIST_COLUMNS', 'fashion_mnist_tensors', 'load_fashion_mnist', 'linear_beta_schedule', 'quadratic_beta_schedule', 'sigmoid_beta_schedule', 'cosine_beta_schedule', 'extract', 'LossType', 'VarianceType', 'ForwardProcess', 'Residual', 'Upsample', 'Downsample', 'SinusoidalPositionEmbeddings', 'WeightStandardizedConv2d', 'Block', 'ResnetBlock', 'Attention', 'LinearAttention', 'PreNorm', 'Unet', 'GaussianDiffusion', 'EMA', 'EMAUpdater', 'DDPMConfig', 'FASHION_MNIST_TRAIN_SIZE', 'full_config', 'flipped_batches', 'TrainedDDPM', 'train_ddpm', 'held_out_loss']
 
 
 # %% notebooks/01_ddpm.ipynb cell 4
 import copy
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import torch
@@ -19,8 +21,48 @@ from einops import rearrange, reduce
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from annotated.utils import TrainingHistory, fit, random_batches, seed_everything
 
-# %% notebooks/01_ddpm.ipynb cell 12
+
+# %% notebooks/01_ddpm.ipynb cell 8
+FASHION_MNIST_HUB_ID = "fashion_mnist"  # the post's data set on the Hugging Face hub
+FASHION_MNIST_COLUMNS = ("image", "label")
+
+
+def fashion_mnist_tensors(dataset: Any, image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``datasets.Dataset`` in Fashion-MNIST's format (an ``image`` column of grey-scale ``image_size`` squares,
+    an integer ``label`` column) as images ``(N, 1, image_size, image_size)`` scaled to [-1, 1] and labels ``(N,)``."""
+    import numpy as np
+
+    columns = list(getattr(dataset, "column_names", []))
+    missing = [name for name in FASHION_MNIST_COLUMNS if name not in columns]
+    if missing:
+        raise ValueError(f"expected a Fashion-MNIST data set with columns {list(FASHION_MNIST_COLUMNS)}; "
+                         f"missing {missing}, got columns {columns}")
+    if len(dataset) == 0:
+        raise ValueError("expected at least one image, got an empty data set")
+    pictures = [np.asarray(picture.convert("L") if hasattr(picture, "convert") else picture, dtype=np.uint8)
+                for picture in dataset["image"]]
+    shapes = sorted({picture.shape for picture in pictures})
+    if shapes != [(image_size, image_size)]:
+        raise ValueError(f"expected grey-scale images of {image_size}x{image_size} pixels, got shapes {shapes}")
+    images = torch.from_numpy(np.stack(pictures)).float()
+    return rearrange(images, "n h w -> n 1 h w") / 127.5 - 1.0, torch.tensor(dataset["label"], dtype=torch.long)
+
+
+def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's ``train`` (60,000) or ``test`` (10,000) split from the hub as ``fashion_mnist_tensors`` does.
+
+    Needs ``datasets`` and the network (or its cache); nothing is downloaded before this is called.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    from datasets import load_dataset
+
+    return fashion_mnist_tensors(load_dataset(FASHION_MNIST_HUB_ID, split=split))
+
+
+# %% notebooks/01_ddpm.ipynb cell 13
 def _check_timesteps(timesteps: int) -> None:
     if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 2:
         raise ValueError(f"timesteps must be an int >= 2, got {timesteps!r}")
@@ -59,7 +101,7 @@ def cosine_beta_schedule(
     return betas.clamp(min_beta, max_beta).float()
 
 
-# %% notebooks/01_ddpm.ipynb cell 19
+# %% notebooks/01_ddpm.ipynb cell 20
 def extract(values: torch.Tensor, t: torch.Tensor, x_shape: Sequence[int]) -> torch.Tensor:
     """``values[t]`` for each image of a batch, shaped (B, 1, 1, ...) to broadcast over images of ``x_shape``."""
     if t.ndim != 1 or t.shape[0] != x_shape[0]:
@@ -112,7 +154,7 @@ class ForwardProcess:
         ) * noise
 
 
-# %% notebooks/01_ddpm.ipynb cell 27
+# %% notebooks/01_ddpm.ipynb cell 28
 class _ForwardProcessWithLoss(ForwardProcess):
     def p_losses(
         self,
@@ -136,7 +178,7 @@ class _ForwardProcessWithLoss(ForwardProcess):
         return F.smooth_l1_loss(predicted, noise)
 
 
-# %% notebooks/01_ddpm.ipynb cell 31
+# %% notebooks/01_ddpm.ipynb cell 32
 class Residual(nn.Module):
     """``fn(x) + x``."""
 
@@ -161,7 +203,7 @@ def Downsample(dim: int, dim_out: int | None = None) -> nn.Module:
     )
 
 
-# %% notebooks/01_ddpm.ipynb cell 34
+# %% notebooks/01_ddpm.ipynb cell 35
 class SinusoidalPositionEmbeddings(nn.Module):
     """Embed steps ``t`` of shape (B,) as (B, dim): sines then cosines of ``t`` at dim/2 geometric frequencies."""
 
@@ -180,7 +222,7 @@ class SinusoidalPositionEmbeddings(nn.Module):
         return torch.cat((angles.sin(), angles.cos()), dim=-1)
 
 
-# %% notebooks/01_ddpm.ipynb cell 37
+# %% notebooks/01_ddpm.ipynb cell 38
 class WeightStandardizedConv2d(nn.Conv2d):
     """A ``Conv2d`` whose kernel is standardised per output channel (zero mean, unit variance) at every call."""
 
@@ -230,7 +272,7 @@ class ResnetBlock(nn.Module):
         return self.block2(self.block1(x, scale_shift)) + self.res_conv(x)
 
 
-# %% notebooks/01_ddpm.ipynb cell 41
+# %% notebooks/01_ddpm.ipynb cell 42
 class Attention(nn.Module):
     """Multi-head softmax self-attention over the pixels of a feature map."""
 
@@ -281,7 +323,7 @@ class PreNorm(nn.Module):
         return self.fn(self.norm(x))
 
 
-# %% notebooks/01_ddpm.ipynb cell 45
+# %% notebooks/01_ddpm.ipynb cell 46
 class Unet(nn.Module):
     """The noise-prediction U-Net of the post: ``Unet(dim)(x, t)`` maps (B, channels, H, W) and (B,) to (B, out_dim, H, W).
 
@@ -371,7 +413,7 @@ class Unet(nn.Module):
         return self.final_conv(self.final_res_block(torch.cat((x, lifted), dim=1), t))
 
 
-# %% notebooks/01_ddpm.ipynb cell 51
+# %% notebooks/01_ddpm.ipynb cell 52
 class _DDPMSampler(_ForwardProcessWithLoss):
     def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance (beta-tilde, broadcastable) of q(x_{t-1} | x_t, x_0)."""
@@ -432,7 +474,7 @@ class _DDPMSampler(_ForwardProcessWithLoss):
         return torch.stack(trajectory) if return_all else x
 
 
-# %% notebooks/01_ddpm.ipynb cell 55
+# %% notebooks/01_ddpm.ipynb cell 56
 class GaussianDiffusion(_DDPMSampler):
     """The forward process, the DDPM loss (``p_losses``), and the DDPM (``p_sample``, ``sample``) and DDIM
     (``ddim_step``, ``ddim_sample``) samplers of one beta schedule.
@@ -499,7 +541,7 @@ class GaussianDiffusion(_DDPMSampler):
         return torch.stack(trajectory) if return_all else x
 
 
-# %% notebooks/01_ddpm.ipynb cell 59
+# %% notebooks/01_ddpm.ipynb cell 60
 class EMA(nn.Module):
     """An exponential moving average of ``model``'s parameters, usable as the model itself (``ema(x, t)``)."""
 
@@ -547,3 +589,135 @@ class EMAUpdater:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(state)
+
+
+# %% notebooks/01_ddpm.ipynb cell 63
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Everything one DDPM training run depends on: data size, U-Net, schedule, loss and optimiser.
+
+    ``lr_schedule`` is ``"constant"`` (the post) or ``"warmup_cosine"`` (5% linear warm-up, then a cosine to 0);
+    ``horizontal_flip`` mirrors a random half of every batch (the post's augmentation); the EMA of the weights is
+    this book's addition (the post samples from the last weights).
+    """
+
+    image_size: int
+    dim: int
+    dim_mults: tuple[int, ...]
+    batch_size: int
+    steps: int
+    learning_rate: float
+    timesteps: int
+    ema_decay: float
+    loss_type: str = "l2"
+    channels: int = 1
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    lr_schedule: str = "constant"
+    horizontal_flip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss_type not in ("l1", "l2", "huber"):
+            raise ValueError(f"loss_type must be 'l1', 'l2' or 'huber', got {self.loss_type!r}")
+        if self.lr_schedule not in ("constant", "warmup_cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'warmup_cosine', got {self.lr_schedule!r}")
+        if self.image_size % 2 ** (len(self.dim_mults) - 1):
+            raise ValueError(f"image_size {self.image_size} must be divisible by 2**(len(dim_mults) - 1) "
+                             f"= {2 ** (len(self.dim_mults) - 1)}")
+        if min(self.batch_size, self.steps, self.timesteps) < 1:
+            raise ValueError(f"batch_size, steps and timesteps must be >= 1, got {self.batch_size}, {self.steps}, "
+                             f"{self.timesteps}")
+
+
+FASHION_MNIST_TRAIN_SIZE = 60_000
+
+
+def full_config() -> DDPMConfig:
+    """The post's Fashion-MNIST recipe: 28x28 grey images, ``Unet(dim=28, dim_mults=(1, 2, 4))``, T = 300 with the
+    linear schedule from 1e-4 to 0.02, Huber loss, random horizontal flips, Adam at 1e-3 (constant), batches of
+    128 for 6 epochs (the last, partial batch of each epoch dropped: 6 x 468 steps)."""
+    return DDPMConfig(image_size=28, dim=28, dim_mults=(1, 2, 4), batch_size=128,
+                      steps=6 * (FASHION_MNIST_TRAIN_SIZE // 128), learning_rate=1e-3, timesteps=300,
+                      ema_decay=0.999, loss_type="huber", channels=1, beta_start=1e-4, beta_end=0.02,
+                      lr_schedule="constant", horizontal_flip=True)
+
+
+def flipped_batches(images: torch.Tensor, batch_size: int, seed: int = 0,
+                    flip: bool = True) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """``random_batches`` over ``images`` whose every image is mirrored left-right with probability 1/2; the flips
+    depend only on ``(seed, step)``, so a resumed run sees the same batches."""
+    batch_at = random_batches(images, batch_size=batch_size, seed=seed)
+    if not flip:
+        return batch_at
+
+    def flipped_at(step: int) -> tuple[torch.Tensor, ...]:
+        (batch,) = batch_at(step)
+        coin = torch.rand(len(batch), generator=torch.Generator().manual_seed(seed * 1_000_003 + step + 1)) < 0.5
+        return (torch.where(coin[:, None, None, None], batch.flip(-1), batch),)
+
+    return flipped_at
+
+
+@dataclass
+class TrainedDDPM:
+    """What ``train_ddpm`` returns: the network, its EMA, the diffusion process and the loss history."""
+
+    model: Unet
+    ema: EMA
+    diffusion: GaussianDiffusion
+    history: TrainingHistory
+
+
+def train_ddpm(config: DDPMConfig, train_images: torch.Tensor, *, checkpoint_dir: str | Path | None = None,
+               checkpoint_every: int = 0, seed: int = 0, accelerator: Any | None = None,
+               progress: bool = True) -> TrainedDDPM:
+    """Seed, build the U-Net, its EMA and the diffusion of ``config``, and train with ``annotated.utils.fit``
+    (safetensors checkpoints in ``checkpoint_dir``, resumed from when present; Accelerate for devices)."""
+    if train_images.ndim != 4 or tuple(train_images.shape[1:]) != (config.channels, config.image_size, config.image_size):
+        raise ValueError(f"expected training images of shape (N, {config.channels}, {config.image_size}, "
+                         f"{config.image_size}), got {tuple(train_images.shape)}")
+    seed_everything(seed)
+    diffusion = GaussianDiffusion(linear_beta_schedule(config.timesteps, config.beta_start, config.beta_end))
+    model = Unet(dim=config.dim, dim_mults=config.dim_mults, channels=config.channels)
+    ema = EMA(model, decay=config.ema_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scheduler = None
+    if config.lr_schedule == "warmup_cosine":
+        warmup = max(1, config.steps // 20)
+
+        def warmup_then_cosine(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_cosine)
+    updater = EMAUpdater(ema, model, scheduler)
+
+    def diffusion_loss(modules: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x_start = batch[0]
+        t = torch.randint(0, diffusion.timesteps, (len(x_start),), device=x_start.device)
+        return diffusion.p_losses(modules["model"], x_start, t, loss_type=config.loss_type)
+
+    history = fit(nn.ModuleDict({"model": model, "ema": ema}), optimizer, diffusion_loss,
+                  flipped_batches(train_images, config.batch_size, seed=seed, flip=config.horizontal_flip),
+                  config.steps, scheduler=updater, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                  accelerator=accelerator, progress=progress, description="DDPM")
+    return TrainedDDPM(model=model, ema=ema, diffusion=diffusion, history=history)
+
+
+@torch.no_grad()
+def held_out_loss(diffusion: GaussianDiffusion, model: nn.Module, images: torch.Tensor, loss_type: str = "l2",
+                  batch_size: int = 256, seed: int = 0) -> float:
+    """The mean noise-prediction loss of ``model`` on ``images`` at steps and noise drawn from ``seed`` alone (the
+    same draws for every model, so two networks are compared on identical noisy inputs)."""
+    if len(images) == 0:
+        raise ValueError("expected at least one held-out image, got none")
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for batch in images.split(batch_size):
+        t = torch.randint(0, diffusion.timesteps, (len(batch),), generator=generator)
+        noise = torch.randn(batch.shape, generator=generator)
+        loss = diffusion.p_losses(model, batch.to(device), t.to(device), noise.to(device), loss_type=loss_type)
+        total += loss.item() * len(batch)
+    return total / len(images)

@@ -5,13 +5,14 @@
 """The Annotated Encoder-Decoder"""
 
 
-__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'config_from_bert', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'ban_tokens', 'greedy_search', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'ProbabilityTree']
+__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'config_from_bert', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'ban_tokens', 'greedy_search', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'ProbabilityTree', 'TRANSLATION_SPECIALS', 'TranslationConfig', 'WMT16_FULL', 'translation_pairs', 'load_translation_data', 'model_configs_from_checkpoint', 'train_subword_tokenizer', 'encode_sentences', 'translation_batches', 'translate', 'train_translation']
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 5
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import torch
@@ -1100,3 +1101,235 @@ class ProbabilityTree:
     def words(self, tokens: torch.Tensor) -> list[str]:
         """The words of one generated row, without padding and EOS."""
         return [self.vocabulary[i] for i in tokens.tolist() if i not in (self.pad_token_id, self.eos_token_id)]
+
+
+# %% notebooks/03_encoder_decoder.ipynb cell 78
+TRANSLATION_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    """Our encoder-decoder at MarianMT's size, trained from scratch on WMT16 English-German.
+
+    The model's sizes are read from ``checkpoint``'s ``config.json`` (``Helsinki-NLP/opus-mt-en-de``, the post's
+    model); the weights are not used (MarianMT's layers differ from our BERT-style ones). Training follows the
+    Transformer paper's base recipe: Adam with betas (0.9, 0.98), eps 1e-9, the learning rate
+    ``hidden_size**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)``, 100,000 steps. Evaluation: sacreBLEU of
+    beam-search translations (6 beams, the MarianMT checkpoint's setting as the post notes) of the test split.
+    """
+
+    checkpoint: str = "Helsinki-NLP/opus-mt-en-de"
+    dataset: str = "wmt16"
+    dataset_config: str = "de-en"
+    source_lang: str = "en"
+    target_lang: str = "de"
+    vocab_size: int = 32_000
+    max_length: int = 128
+    batch_size: int = 256
+    steps: int = 100_000
+    warmup_steps: int = 4000
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-9
+    max_grad_norm: float = 1.0
+    save_every: int = 1000
+    mixed_precision: str = "bf16"
+    seed: int = 0
+    num_beams: int = 6
+    max_new_tokens: int = 256
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if min(self.vocab_size, self.max_length, self.batch_size, self.steps, self.num_beams, self.max_new_tokens) < 1:
+            raise ValueError("vocab_size, max_length, batch_size, steps, num_beams and max_new_tokens must be >= 1")
+
+    def learning_rate(self, step: int, hidden_size: int) -> float:
+        """The Transformer paper's schedule at 0-based ``step``: linear warm-up, then decay with 1/sqrt(step)."""
+        step = step + 1
+        return hidden_size**-0.5 * min(step**-0.5, step * self.warmup_steps**-1.5)
+
+
+WMT16_FULL = TranslationConfig()
+
+
+def translation_pairs(split, source_lang: str = "en", target_lang: str = "de", column: str = "translation",
+                      limit: int | None = None) -> tuple[list[str], list[str]]:
+    """(sources, targets) of a ``datasets.Dataset`` split in WMT's layout: a ``translation`` column of
+    ``{language: sentence}`` dicts."""
+    columns = list(getattr(split, "column_names", None) or [])
+    if column not in columns:
+        raise ValueError(f"expected a column {column!r} of {{language: sentence}} dicts (WMT's layout), got {columns}")
+    rows = split[column] if limit is None else split.select(range(min(limit, len(split))))[column]
+    if not rows:
+        raise ValueError("the split holds no rows")
+    missing = {source_lang, target_lang} - set(rows[0])
+    if missing:
+        raise ValueError(f"expected the languages {source_lang!r} and {target_lang!r} in {column!r}, got {sorted(rows[0])}")
+    return [row[source_lang] for row in rows], [row[target_lang] for row in rows]
+
+
+def load_translation_data(config: TranslationConfig = WMT16_FULL) -> dict[str, tuple[list[str], list[str]]]:
+    """The ``train`` and ``test`` splits of ``config.dataset`` as (sources, targets), through ``datasets``."""
+    from datasets import load_dataset
+
+    data = load_dataset(config.dataset, config.dataset_config)
+    missing = [s for s in ("train", "test") if s not in data]
+    if missing:
+        raise ValueError(f"expected splits 'train' and 'test' from {config.dataset!r}, got {list(data)}")
+    return {s: translation_pairs(data[s], config.source_lang, config.target_lang) for s in ("train", "test")}
+
+
+def model_configs_from_checkpoint(checkpoint: str, vocab_size: int) -> tuple[TransformerConfig, TransformerConfig]:
+    """Encoder and decoder ``TransformerConfig``s with the sizes and dropout of a ``transformers`` encoder-decoder
+    config (MarianMT, BART: ``d_model``, ``encoder_layers``, ...), a hub id or a folder."""
+    import transformers
+
+    source = transformers.AutoConfig.from_pretrained(checkpoint)
+    names = ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
+             "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings", "dropout", "attention_dropout")
+    missing = [n for n in names if not hasattr(source, n)]
+    if missing:
+        raise ValueError(f"expected an encoder-decoder config with {names}, {type(source).__name__} lacks {missing}")
+    return tuple(
+        TransformerConfig(vocab_size, source.d_model, getattr(source, f"{side}_layers"),
+                          getattr(source, f"{side}_attention_heads"), getattr(source, f"{side}_ffn_dim"),
+                          max_position_embeddings=source.max_position_embeddings, dropout=source.dropout,
+                          attention_dropout=source.attention_dropout)
+        for side in ("encoder", "decoder")
+    )
+
+
+def train_subword_tokenizer(texts: Sequence[str], vocab_size: int):
+    """A byte-pair-encoding ``tokenizers.Tokenizer`` shared by both languages, with ``[PAD]`` 0, ``[UNK]`` 1,
+    ``[CLS]`` 2 (decoder start) and ``[SEP]`` 3 (end); word boundaries are kept as ``▁``, so decoding is exact."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(TRANSLATION_SPECIALS), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+def encode_sentences(tokenizer, texts: Sequence[str], max_length: int, chunk: int = 100_000) -> list[torch.Tensor]:
+    """Each text's ids followed by ``[SEP]``, cut to ``max_length`` (keeping the ``[SEP]``), as int32 tensors."""
+    sep = tokenizer.token_to_id("[SEP]")
+    out = []
+    for start in range(0, len(texts), chunk):
+        for encoding in tokenizer.encode_batch(list(texts[start : start + chunk]), add_special_tokens=False):
+            out.append(torch.tensor(encoding.ids[: max_length - 1] + [sep], dtype=torch.int32))
+    return out
+
+
+def translation_batches(sources: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], batch_size: int, seed: int = 0):
+    """``batch_at(step)`` for ``fit``: seeded shuffles per epoch, (input_ids, attention_mask, labels) padded to the
+    batch's longest sentence (labels with -100)."""
+    if not 0 < batch_size <= len(sources) or len(sources) != len(targets):
+        raise ValueError(f"need as many targets as sources and 0 < batch_size <= {len(sources)}, got {len(targets)} "
+                         f"targets and batch_size {batch_size}")
+    per_epoch = len(sources) // batch_size
+
+    def pad(rows: list[torch.Tensor], value: int) -> torch.Tensor:
+        out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out
+
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        epoch, position = divmod(step, per_epoch)
+        order = torch.randperm(len(sources), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        index = order[position * batch_size : (position + 1) * batch_size].tolist()
+        input_ids = pad([sources[i] for i in index], 0)
+        return input_ids, (input_ids != 0).long(), pad([targets[i] for i in index], -100)
+
+    return batch_at
+
+
+def _translation_loss(model: "EncoderDecoderModel", batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    input_ids, attention_mask, labels = batch
+    return model(input_ids, attention_mask, labels=labels).loss
+
+
+@torch.no_grad()
+def translate(model: "EncoderDecoderModel", tokenizer, sources: Sequence[torch.Tensor], config: TranslationConfig = WMT16_FULL,
+              progress: bool = True) -> list[str]:
+    """Beam-search translations of encoded sentences (``config.num_beams`` beams), decoded to text."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(sources), config.eval_batch_size), desc="beam search", disable=not progress):
+        rows = list(sources[start : start + config.eval_batch_size])
+        input_ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = r
+        input_ids = input_ids.to(device)
+        tokens = beam_search(model, input_ids, (input_ids != 0).long(), num_beams=config.num_beams,
+                             max_length=config.max_new_tokens + 1).sequences.cpu()
+        for row in tokens[:, 1:].tolist():
+            row = row[: row.index(model.eos_token_id)] if model.eos_token_id in row else row
+            out.append(tokenizer.decode([t for t in row if t >= len(TRANSLATION_SPECIALS)]))
+    return out
+
+
+def train_translation(
+    data: dict[str, tuple[list[str], list[str]]],
+    config: TranslationConfig = WMT16_FULL,
+    checkpoint: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    eval_limit: int | None = None,
+    accelerator=None,
+    progress: bool = True,
+) -> dict:
+    """Train our encoder-decoder at ``checkpoint``'s size on ``data["train"]`` and score sacreBLEU on
+    ``data["test"]`` (the first ``eval_limit`` sentences).
+
+    The tokenizer is trained on the training text of both languages and saved as ``tokenizer.json`` in
+    ``checkpoint_dir`` (and read back from there on a resumed run). ``max_steps`` and ``batch_size`` shorten the run
+    (CI's smoke test); safetensors checkpoints every ``config.save_every`` steps, and a second call resumes.
+    """
+    import sacrebleu
+    from accelerate import Accelerator
+    from tokenizers import Tokenizer
+
+    from annotated.utils import fit, seed_everything
+
+    if accelerator is None:
+        accelerator = Accelerator(mixed_precision=config.mixed_precision if torch.cuda.is_available() else "no")
+    seed_everything(config.seed, deterministic=False)
+    (train_src, train_tgt), (test_src, test_tgt) = data["train"], data["test"]
+    saved = Path(checkpoint_dir) / "tokenizer.json" if checkpoint_dir is not None else None
+    if saved is not None and saved.is_file():
+        tokenizer = Tokenizer.from_file(str(saved))
+    else:
+        tokenizer = train_subword_tokenizer(list(train_src) + list(train_tgt), config.vocab_size)
+        if saved is not None and accelerator.is_main_process:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            tokenizer.save(str(saved))
+    sources = encode_sentences(tokenizer, train_src, config.max_length)
+    targets = encode_sentences(tokenizer, train_tgt, config.max_length)
+    encoder_config, decoder_config = model_configs_from_checkpoint(checkpoint or config.checkpoint, tokenizer.get_vocab_size())
+    model = EncoderDecoderModel(encoder_config, decoder_config, tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"))
+    steps = config.steps if max_steps is None else max_steps
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=config.adam_betas, eps=config.adam_eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: config.learning_rate(s, encoder_config.hidden_size))
+    history = fit(model, optimizer, _translation_loss, translation_batches(sources, targets, batch_size or config.batch_size,
+                  seed=config.seed), steps, scheduler=scheduler, max_grad_norm=config.max_grad_norm,
+                  checkpoint_dir=checkpoint_dir, checkpoint_every=min(config.save_every, steps) if checkpoint_dir else 0,
+                  accelerator=accelerator, progress=progress, description="translation")
+    model = accelerator.unwrap_model(model)
+    test_src, test_tgt = (test_src, test_tgt) if eval_limit is None else (test_src[:eval_limit], test_tgt[:eval_limit])
+    hypotheses = translate(model, tokenizer, encode_sentences(tokenizer, test_src, config.max_length), config, progress)
+    return {
+        "bleu": sacrebleu.corpus_bleu(hypotheses, [list(test_tgt)]).score, "steps": steps, "num_test": len(hypotheses),
+        "vocab_size": tokenizer.get_vocab_size(), "hidden_size": encoder_config.hidden_size,
+        "layers": [encoder_config.num_layers, decoder_config.num_layers],
+        "final_train_loss": sum(history.losses[-10:]) / max(1, len(history.losses[-10:])),
+        "examples": [{"source": s, "reference": r, "translation": h} for s, r, h in zip(test_src[:3], test_tgt, hypotheses)],
+    }

@@ -5,7 +5,7 @@
 """The Annotated Reformer"""
 
 
-__all__ = ['MASK_VALUE', 'SELF_MASK_VALUE', 'attend', 'FullSelfAttention', 'look_adjacent', 'LocalSelfAttention', 'bucket_factors', 'default_num_buckets', 'hash_vectors', 'LSHSelfAttention', 'ChunkedFeedForward', 'ReversibleBlock', 'ReversibleSequence', 'AxialPositionEmbeddings', 'ReformerConfig', 'AttentionBlock', 'ReformerLM', 'reformer_from_transformers', 'stdlib_source_text', 'byte_windows', 'unigram_bits', 'bits_per_byte', 'language_model_loss']
+__all__ = ['MASK_VALUE', 'SELF_MASK_VALUE', 'attend', 'FullSelfAttention', 'look_adjacent', 'LocalSelfAttention', 'bucket_factors', 'default_num_buckets', 'hash_vectors', 'LSHSelfAttention', 'ChunkedFeedForward', 'ReversibleBlock', 'ReversibleSequence', 'AxialPositionEmbeddings', 'ReformerConfig', 'AttentionBlock', 'ReformerLM', 'reformer_from_transformers', 'stdlib_source_text', 'byte_windows', 'unigram_bits', 'bits_per_byte', 'language_model_loss', 'CRIME_AND_PUNISHMENT_URL', 'load_crime_and_punishment', 'FULL_EVAL_LENGTH', 'crime_and_punishment_config', 'LanguageModelTraining', 'full_training', 'train_language_model']
 
 
 # %% notebooks/02_reformer.ipynb cell 4
@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
+
+from annotated.utils import TrainingHistory, fit, random_batches
 
 
 # %% notebooks/02_reformer.ipynb cell 5
@@ -733,3 +735,78 @@ def language_model_loss(model: nn.Module, batch: tuple[torch.Tensor]) -> torch.T
     """Next-token cross-entropy (nats) of ``model`` on a batch holding windows ``(B, L + 1)``: the loss for ``fit``."""
     (windows,) = batch
     return F.cross_entropy(model(windows[:, :-1]).flatten(0, 1), windows[:, 1:].flatten())
+
+
+# %% notebooks/02_reformer.ipynb cell 51
+CRIME_AND_PUNISHMENT_URL = "https://www.gutenberg.org/cache/epub/2554/pg2554.txt"  # Project Gutenberg's plain text
+
+
+def load_crime_and_punishment(path: str | Path | None = None, timeout: float = 60.0) -> bytes:
+    """The full-scale text, *Crime and Punishment* in Project Gutenberg's plain-text edition, as bytes.
+
+    Reads ``path`` if given (a copy of that file), otherwise downloads ``CRIME_AND_PUNISHMENT_URL``. Gutenberg's
+    licence header and footer are cut at their ``*** START OF`` / ``*** END OF`` lines when present. A text that
+    does not name the novel is refused, so a wrong file fails here rather than after hours of training.
+    """
+    if path is not None:
+        raw = Path(path).read_bytes()
+    else:
+        import urllib.request
+
+        with urllib.request.urlopen(CRIME_AND_PUNISHMENT_URL, timeout=timeout) as response:
+            raw = response.read()
+    if b"crime and punishment" not in raw[:5000].lower():
+        raise ValueError(f"expected Project Gutenberg's 'Crime and Punishment' (the title within its first 5,000 "
+                         f"bytes), got a text starting {raw[:60]!r}")
+    start, end = raw.find(b"*** START OF"), raw.find(b"*** END OF")
+    if start >= 0:
+        raw = raw[raw.find(b"\n", start) + 1 : end if end > start else None]
+    return raw
+
+
+FULL_EVAL_LENGTH = 2**15  # the held-out 5% of the novel (about 60 kB) is shorter than one training window
+
+
+def crime_and_punishment_config() -> ReformerConfig:
+    """The post's Crime-and-Punishment model (``google/reformer-crime-and-punishment``) on bytes instead of its 320
+    sentencepieces: width 256 (two heads of 64, feed-forward 512), six layers alternating local and LSH attention
+    with chunks of 64, factorised buckets (64, 128), one hash, sequences of 2**19 = 524,288 positions with axial
+    position embeddings of shape (512, 1024) and widths (64, 192), dropout 0.05."""
+    return ReformerConfig(
+        vocab_size=256, hidden_size=256, num_attention_heads=2, attention_head_size=64, feed_forward_size=512,
+        attn_layers=("local", "lsh") * 3, local_attn_chunk_length=64, lsh_attn_chunk_length=64,
+        num_buckets=(64, 128), num_hashes=1, axial_pos_shape=(512, 1024), axial_pos_embds_dim=(64, 192),
+        max_position_embeddings=524_288, chunk_size_feed_forward=0, hidden_dropout_prob=0.05,
+        local_attention_probs_dropout_prob=0.05)
+
+
+@dataclass(frozen=True)
+class LanguageModelTraining:
+    """The chapter's training recipe: AdamW (weight decay 0.01) with a one-cycle schedule peaking at
+    ``learning_rate`` after 10% of ``steps``, gradient norm clipped to 1, seeded batches of ``batch_size`` windows."""
+
+    batch_size: int
+    steps: int
+    learning_rate: float
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.steps < 1 or not self.learning_rate > 0:
+            raise ValueError(f"need batch_size >= 1, steps >= 1 and learning_rate > 0, got {self}")
+
+
+def full_training() -> LanguageModelTraining:
+    """This book's choice for the full-scale run (the post gives no training recipe): one 524,288-byte window per
+    step, 6,000 steps (about six passes over the novel), peak learning rate 1e-3."""
+    return LanguageModelTraining(batch_size=1, steps=6_000, learning_rate=1e-3)
+
+
+def train_language_model(model: nn.Module, train_windows: torch.Tensor, training: LanguageModelTraining,
+                         description: str = "Reformer LM", **fit_options: Any) -> TrainingHistory:
+    """Train a language model on ``train_windows (N, L + 1)`` with ``training``'s recipe through
+    ``annotated.utils.fit`` (``fit_options``: ``checkpoint_dir``, ``checkpoint_every``, ``accelerator``, ...)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, training.learning_rate, total_steps=training.steps,
+                                                    pct_start=0.1)
+    return fit(model, optimizer, language_model_loss,
+               random_batches(train_windows, batch_size=training.batch_size),
+               training.steps, scheduler=scheduler, max_grad_norm=1.0, description=description, **fit_options)

@@ -5,7 +5,7 @@
 """The Annotated wav2vec 2.0"""
 
 
-__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn']
+__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 4
@@ -13,9 +13,10 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -894,13 +895,13 @@ def speech_batches(
 
 
 def ctc_loss_fn(model: Wav2Vec2ForCTC, batch: dict) -> torch.Tensor:
-    """The CTC loss of a batch from ``speech_batches``."""
-    return model(batch["input_values"], batch["attention_mask"], batch["labels"]).loss
+    """The CTC loss of a batch from ``speech_batches`` (or one without ``attention_mask``: every sample is audio)."""
+    return model(batch["input_values"], batch.get("attention_mask"), batch["labels"]).loss
 
 
 @torch.no_grad()
 def transcribe(
-    model: Wav2Vec2ForCTC, corpus: SpeechCorpus, tokenizer: CharTokenizer, batch_size: int = 32
+    model: Wav2Vec2ForCTC, corpus: "SpeechCorpus | LabelledAudio", tokenizer: CharTokenizer, batch_size: int = 32
 ) -> tuple[list[str], list[torch.Tensor]]:
     """Greedy transcripts of every clip, and each clip's (frames, vocab) log-probabilities for beam search."""
     was_training = model.training
@@ -1108,3 +1109,254 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     if out.loss is None:
         raise ValueError("pretraining needs the model in training mode with mask_time_prob > 0")
     return out.loss / out.mask_time_indices.sum()
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 66
+TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
+
+
+@dataclass(frozen=True)
+class TimitConfig:
+    """Fine-tuning a pretrained wav2vec 2.0 on TIMIT with CTC; the defaults are the fine-tuning post's settings.
+
+    Training is AdamW with a linear warm-up then a linear decay to zero over ``epochs`` epochs of batches of
+    ``batch_size`` clips (the last batch of an epoch may be smaller), clips of similar length batched together
+    (``group_by_length``), the feature encoder frozen, and no attention mask for BASE (the post's feature extractor
+    sets ``return_attention_mask=False``). Evaluation decodes the test clips one at a time.
+    """
+
+    checkpoint: str = "facebook/wav2vec2-base"
+    dataset: str = "timit_asr"
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.005
+    warmup_steps: int = 1000
+    batch_size: int = 32
+    epochs: int = 30
+    save_every: int = 500
+    mixed_precision: str = "fp16"
+    group_by_length: bool = True
+    freeze_feature_encoder: bool = True
+    use_attention_mask: bool = False
+    ctc_loss_reduction: str = "mean"
+    max_grad_norm: float = 1.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    seed: int = 42
+    lm_order: int = 5
+    lm_alpha: float = 0.5
+    lm_beta: float = 1.0
+    beam_width: int = 16
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if self.ctc_loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"ctc_loss_reduction must be 'mean' or 'sum', got {self.ctc_loss_reduction!r}")
+        if min(self.batch_size, self.epochs) < 1 or min(self.warmup_steps, self.save_every) < 0:
+            raise ValueError(
+                f"need batch_size >= 1, epochs >= 1, warmup_steps >= 0 and save_every >= 0, got {self.batch_size}, "
+                f"{self.epochs}, {self.warmup_steps} and {self.save_every}"
+            )
+
+    def total_steps(self, num_train: int) -> int:
+        """Optimiser steps of the whole run: ``epochs`` times the batches of one epoch."""
+        if num_train < 1:
+            raise ValueError(f"need at least one training clip, got {num_train}")
+        return self.epochs * math.ceil(num_train / self.batch_size)
+
+
+TIMIT_FULL = TimitConfig()
+
+
+@dataclass
+class LabelledAudio:
+    """Real recordings at 16 kHz (float32 arrays) with their normalised transcripts."""
+
+    texts: list[str]
+    audio: list[np.ndarray]
+    sampling_rate: int = SAMPLING_RATE
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def seconds(self) -> float:
+        return sum(len(a) for a in self.audio) / self.sampling_rate
+
+
+def normalize_transcript(text: str) -> str:
+    """The post's text cleaning: drop ``, ? . ! - ; : "``, lower-case (and single spaces between words)."""
+    return " ".join(re.sub(TIMIT_CHARS_TO_IGNORE, "", text).lower().split())
+
+
+def labelled_audio_from_dataset(
+    split, audio_column: str = "audio", text_column: str = "text", limit: int | None = None
+) -> LabelledAudio:
+    """A ``datasets.Dataset`` split in TIMIT's layout (an ``audio`` column of decoded clips with ``array`` and
+    ``sampling_rate``, a ``text`` column) as ``LabelledAudio``; other columns are ignored."""
+    columns = list(getattr(split, "column_names", None) or [])
+    for column in (audio_column, text_column):
+        if column not in columns:
+            raise ValueError(f"expected a column {column!r} (TIMIT's layout: {audio_column!r}, {text_column!r}), got {columns}")
+    texts, clips = [], []
+    for index in range(len(split) if limit is None else min(limit, len(split))):
+        row = split[index]
+        audio, text = row[audio_column], row[text_column]
+        try:
+            array, rate = audio["array"], int(audio["sampling_rate"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"row {index}: expected a decoded clip with 'array' and 'sampling_rate', got {type(audio).__name__}") from error
+        if rate != SAMPLING_RATE:
+            raise ValueError(f"row {index}: expected audio at {SAMPLING_RATE} Hz, got {rate} Hz (resample the column first)")
+        clip = np.asarray(array, dtype=np.float32)
+        if clip.ndim != 1:
+            raise ValueError(f"row {index}: expected a mono clip of shape (samples,), got {clip.shape}")
+        cleaned = normalize_transcript(str(text))
+        if not cleaned:
+            raise ValueError(f"row {index}: the transcript {text!r} is empty after cleaning")
+        texts.append(cleaned)
+        clips.append(clip)
+    if not texts:
+        raise ValueError("the split holds no rows")
+    return LabelledAudio(texts, clips)
+
+
+def load_timit(
+    name: str = TIMIT_FULL.dataset, data_dir: str | None = None, limit: int | None = None
+) -> tuple[LabelledAudio, LabelledAudio]:
+    """TIMIT's ``train`` and ``test`` splits through ``datasets.load_dataset`` (``data_dir``: a local copy of the
+    corpus, which the hub's loader needs because TIMIT's licence forbids redistribution)."""
+    from datasets import load_dataset
+
+    data = load_dataset(name, data_dir=data_dir) if data_dir else load_dataset(name)
+    missing = [s for s in ("train", "test") if s not in data]
+    if missing:
+        raise ValueError(f"expected splits 'train' and 'test' from {name!r}, got {list(data)}")
+    return labelled_audio_from_dataset(data["train"], limit=limit), labelled_audio_from_dataset(data["test"], limit=limit)
+
+
+def ctc_model_from_pretrained(checkpoint: str, tokenizer: CharTokenizer, config: TimitConfig = TIMIT_FULL) -> Wav2Vec2ForCTC:
+    """A ``Wav2Vec2ForCTC`` whose ``wav2vec2`` weights come from a pretrained hub checkpoint (a hub id or a folder in
+    the hub's layout), converted by ``wav2vec2_from_transformers``; the character head is new, sized for ``tokenizer``."""
+    import transformers
+
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(checkpoint)
+    if extractor.sampling_rate != SAMPLING_RATE or not extractor.do_normalize:
+        raise ValueError(
+            f"expected a feature extractor at {SAMPLING_RATE} Hz that normalises each clip, got "
+            f"sampling_rate={extractor.sampling_rate}, do_normalize={extractor.do_normalize}"
+        )
+    pretrained = wav2vec2_from_transformers(transformers.Wav2Vec2ForPreTraining.from_pretrained(checkpoint))
+    ctc_config = replace(pretrained.config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_id,
+                         ctc_loss_reduction=config.ctc_loss_reduction)
+    model = Wav2Vec2ForCTC(ctc_config)
+    model.wav2vec2.load_state_dict(pretrained.wav2vec2.state_dict())
+    if config.freeze_feature_encoder:
+        model.wav2vec2.feature_extractor.requires_grad_(False)
+    return model
+
+
+def grouped_speech_batches(
+    data: LabelledAudio, batch_size: int, tokenizer: CharTokenizer, seed: int = 0,
+    group_by_length: bool = True, attention_mask: bool = False,
+):
+    """``batch_at(step)`` for ``fit`` over real clips: every clip once per epoch (the last batch may be smaller).
+
+    With ``group_by_length`` each epoch's seeded shuffle is cut into groups of 50 batches, each group sorted by
+    length, so a batch holds clips of similar length and little padding (what ``group_by_length`` does in
+    ``transformers``' Trainer).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lengths = np.array([len(a) for a in data.audio])
+    per_epoch = math.ceil(len(data) / batch_size)
+    cache: dict[int, list[list[int]]] = {}
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        if epoch not in cache:
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+            if group_by_length:
+                group = 50 * batch_size
+                order = [i for s in range(0, len(order), group)
+                         for i in sorted(order[s : s + group], key=lambda i: -lengths[i])]
+            cache.clear()
+            cache[epoch] = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        return cache[epoch]
+
+    def batch_at(step: int) -> dict:
+        epoch, position = divmod(step, per_epoch)
+        index = epoch_batches(epoch)[position]
+        values, mask = pad_batch([data.audio[i] for i in index], data.sampling_rate)
+        batch = {"input_values": values, "labels": tokenizer.batch_labels([data.texts[i] for i in index]), "step": step}
+        if attention_mask:
+            batch["attention_mask"] = mask
+        return batch
+
+    return batch_at
+
+
+def warmup_linear_decay(warmup_steps: int, total_steps: int):
+    """The learning-rate factor of ``transformers``' default schedule: linear warm-up, then linear decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def finetune_on_timit(
+    train: LabelledAudio,
+    test: LabelledAudio,
+    config: TimitConfig = TIMIT_FULL,
+    checkpoint: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    accelerator=None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune ``checkpoint`` (default ``config.checkpoint``) on ``train`` with CTC and measure the test WER.
+
+    The vocabulary is every character of the train and test transcripts (as in the post). ``max_steps`` and
+    ``batch_size`` shorten the run (CI's smoke test); ``checkpoint_dir`` keeps safetensors checkpoints every
+    ``config.save_every`` steps, and a second call resumes from the latest. Returns the metrics (greedy WER, and WER
+    with an n-gram LM of order ``config.lm_order`` trained on the train transcripts), the steps and the vocabulary.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    from annotated.utils import fit, seed_everything
+
+    if accelerator is None:
+        precision = config.mixed_precision if torch.cuda.is_available() else "no"
+        # LayerDrop skips different blocks on different GPUs: DDP must allow unused parameters
+        accelerator = Accelerator(mixed_precision=precision,
+                                  kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    seed_everything(config.seed, deterministic=False)
+    tokenizer = CharTokenizer.from_texts(train.texts + test.texts)
+    model = ctc_model_from_pretrained(checkpoint or config.checkpoint, tokenizer, config)
+    batch_size = batch_size or config.batch_size
+    steps = config.epochs * math.ceil(len(train) / batch_size) if max_steps is None else max_steps
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(config.warmup_steps, steps))
+    batches = grouped_speech_batches(train, batch_size, tokenizer, seed=config.seed,
+                                     group_by_length=config.group_by_length, attention_mask=config.use_attention_mask)
+    save_every = (config.save_every or steps) if checkpoint_dir is not None else 0
+    history = fit(model, optimizer, ctc_loss_fn, batches, steps, scheduler=scheduler, checkpoint_dir=checkpoint_dir,
+                  checkpoint_every=min(save_every, max(steps, 1)), max_grad_norm=config.max_grad_norm,
+                  accelerator=accelerator, progress=progress, description="CTC fine-tuning")
+    model = accelerator.unwrap_model(model).to(accelerator.device)
+    greedy, log_probs = transcribe(model, test, tokenizer, batch_size=1)
+    lm = NGramLM(train.texts, order=config.lm_order)
+    with_lm = [ctc_prefix_beam_search(lp, tokenizer, lm, beam_width=config.beam_width, alpha=config.lm_alpha,
+                                      beta=config.lm_beta) for lp in log_probs]
+    return {
+        "wer": word_error_rate(test.texts, greedy),
+        "wer_with_lm": word_error_rate(test.texts, with_lm),
+        "steps": steps,
+        "final_train_loss": float(np.mean(history.losses[-10:])) if history.losses else float("nan"),
+        "vocab_size": len(tokenizer),
+        "examples": [{"reference": r, "greedy": g, "with_lm": l} for r, g, l in list(zip(test.texts, greedy, with_lm))[:5]],
+    }

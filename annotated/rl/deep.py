@@ -5,16 +5,18 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'train_ppo']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'train_ppo', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
 import contextlib
 import copy
+import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import gymnasium as gym
@@ -26,7 +28,7 @@ from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
 from annotated.rl.tabular import discounted_returns
-from annotated.utils import seed_everything
+from annotated.utils import CheckpointState, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 6
@@ -472,16 +474,51 @@ def _clip(config: PPOConfig, fraction: float) -> float:
     return config.clip_coef * (1.0 - fraction) if config.anneal_clip else config.clip_coef
 
 
-def train_ppo(env_id: str, config: PPOConfig = PPOConfig()) -> tuple[Agent, RLHistory]:
+def train_ppo(
+    env_id: str, config: PPOConfig = PPOConfig(), *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
+) -> tuple[Agent, RLHistory]:
     """Proximal policy optimisation (clipped objective, GAE, value loss, entropy bonus) on ``num_envs`` vectorised
     environments. With ``config.algorithm == "a2c"`` the same loop performs A2C instead: one gradient step per
     rollout on the plain advantage policy gradient. Returns the agent and its history; training stops at the first
-    deterministic evaluation whose mean return reaches ``target_return`` (if set)."""
+    deterministic evaluation whose mean return reaches ``target_return`` (if set).
+
+    With ``checkpoint_dir``, agent, optimiser and random state go to a safetensors file there (the history to a JSON
+    file beside it) every ``checkpoint_every`` updates and after the last, and a later call resumes from the latest
+    one. The environments cannot be saved: a resumed run restarts them, reseeded with ``seed + update``, so it
+    continues the same training but is not bit-identical to an uninterrupted one.
+    """
+    if checkpoint_every < 0 or (checkpoint_every and checkpoint_dir is None):
+        raise ValueError(f"checkpoint_every > 0 needs a checkpoint_dir (and must be >= 0), got {checkpoint_every}")
     with torch_threads(config.num_threads):
-        return _train_ppo(env_id, config)
+        return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-def _train_ppo(env_id: str, config: PPOConfig) -> tuple[Agent, RLHistory]:
+def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
+                        history: RLHistory, keep_last: int = 2) -> None:
+    path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
+    sidecar = path.with_suffix(".json")
+    partial = sidecar.with_name(sidecar.name + ".partial")
+    partial.write_text(json.dumps({"update": update, "history": asdict(history)}))
+    os.replace(partial, sidecar)
+    for old in sorted(Path(directory).glob("step_*.safetensors"))[:-keep_last]:
+        old.unlink()
+        old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, RLHistory]:
+    latest = latest_checkpoint(directory)
+    if latest is None:
+        return 0, RLHistory()
+    update = load_checkpoint(latest, agent, optimizer).step
+    record = json.loads(latest.with_suffix(".json").read_text())
+    if record["update"] != update:
+        raise ValueError(f"{latest} is update {update} but its history file says {record['update']}")
+    return update, RLHistory(**record["history"])
+
+
+def _train_ppo(
+    env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
+) -> tuple[Agent, RLHistory]:
     if config.algorithm not in ("ppo", "a2c"):
         raise ValueError(f"algorithm must be 'ppo' or 'a2c', got {config.algorithm!r}")
     batch_size = config.num_envs * config.num_steps
@@ -501,7 +538,17 @@ def _train_ppo(env_id: str, config: PPOConfig) -> tuple[Agent, RLHistory]:
     next_observation = torch.as_tensor(envs.reset(seed=config.seed)[0], dtype=torch.float32)
     num_updates = math.ceil(config.total_timesteps / batch_size)
     step, next_eval, train_seconds, start = 0, config.eval_every, 0.0, time.perf_counter()
-    for update in progress(range(num_updates), config.algorithm.upper()):
+    first_update = 0
+    if checkpoint_dir is not None:
+        first_update, history = _resume_rl_checkpoint(checkpoint_dir, agent, optimizer)
+        if first_update:  # fresh episodes from reseeded environments (a simulator's state cannot be saved)
+            envs.close()
+            envs = make_vector_env(env_id, config.num_envs, config.seed + first_update)
+            next_observation = torch.as_tensor(envs.reset(seed=config.seed + first_update)[0], dtype=torch.float32)
+            generator.manual_seed(config.seed + first_update)
+            step, train_seconds = history.env_steps, history.train_seconds
+            next_eval = (step // config.eval_every + 1) * config.eval_every
+    for update in progress(range(first_update, num_updates), config.algorithm.upper()):
         fraction = update / num_updates
         if config.anneal_lr:
             optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - fraction)
@@ -568,6 +615,26 @@ def _train_ppo(env_id: str, config: PPOConfig) -> tuple[Agent, RLHistory]:
             start = time.perf_counter()
             if history.record_eval(step, mean_return, train_seconds, config.target_return):
                 break
+        if checkpoint_dir is not None and checkpoint_every and ((update + 1) % checkpoint_every == 0 or update + 1 == num_updates):
+            history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
+            _save_rl_checkpoint(checkpoint_dir, update + 1, agent, optimizer, history)
     history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
     envs.close()
     return agent, history
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 52
+LUNAR_LANDER_ID = "LunarLander-v3"
+LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
+
+
+def lunar_lander_config() -> PPOConfig:
+    """PPO on LunarLander with the Deep RL Course's settings (its first hands-on, stable-baselines3's PPO): 16
+    environments x 1,024 steps per rollout, minibatches of 64 (256 per rollout), 4 epochs, gamma 0.999, GAE
+    lambda 0.98, entropy coefficient 0.01, 1,000,000 steps; stable-baselines3's defaults for the rest (learning
+    rate 3e-4 and clip range 0.2, both constant, value coefficient 0.5, gradient norm 0.5, two hidden layers of 64).
+    No early stop: the course trains for the whole budget."""
+    return PPOConfig(total_timesteps=1_000_000, num_envs=16, num_steps=1024, update_epochs=4, num_minibatches=256,
+                     gamma=0.999, gae_lambda=0.98, ent_coef=0.01, learning_rate=3e-4, anneal_lr=False,
+                     clip_coef=0.2, anneal_clip=False, vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=(64, 64),
+                     eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)

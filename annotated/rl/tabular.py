@@ -5,11 +5,12 @@
 """The Annotated Q-learning"""
 
 
-__all__ = ['discounted_returns', 'table_shape', 'transition_arrays', 'policy_evaluation', 'value_iteration', 'monte_carlo_prediction', 'td0_prediction', 'initialize_q_table', 'greedy_policy', 'epsilon_greedy_policy', 'decayed_epsilon', 'QLearningHistory', 'train', 'evaluate_agent', 'ARROWS', 'q_table_figure', 'rollout_frames', 'animate_frames']
+__all__ = ['discounted_returns', 'table_shape', 'transition_arrays', 'policy_evaluation', 'value_iteration', 'monte_carlo_prediction', 'td0_prediction', 'initialize_q_table', 'greedy_policy', 'epsilon_greedy_policy', 'decayed_epsilon', 'QLearningHistory', 'train', 'evaluate_agent', 'QLearningSettings', 'TAXI_EVAL_SEEDS', 'FROZEN_LAKE_SETTINGS', 'TAXI_SETTINGS', 'ARROWS', 'q_table_figure', 'rollout_frames', 'animate_frames']
 
 
 # %% notebooks/06_q_learning.ipynb cell 4
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -17,6 +18,7 @@ import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 
 # %% notebooks/06_q_learning.ipynb cell 6
@@ -212,13 +214,15 @@ def train(
     gamma: float = 0.95,
     seed: int = 0,
     history: QLearningHistory | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Q-learning with an exponentially decaying epsilon-greedy behaviour policy (the course's ``train``).
 
     The environment is reset with ``seed`` before the first episode and then continues its own random stream; the
     exploration uses ``np.random.default_rng(seed)``. ``Qtable`` is updated in place and returned. If ``history`` is
     given, every episode's reward and epsilon are appended to it, and a copy of the table is stored every
-    ``history.snapshot_every`` episodes (and after the last one).
+    ``history.snapshot_every`` episodes (and after the last one). ``progress`` shows a tqdm bar over the episodes
+    (unless ``TQDM_DISABLE`` is set).
     """
     n_states, n_actions = table_shape(env)
     if Qtable.shape != (n_states, n_actions):
@@ -226,7 +230,8 @@ def train(
     if not 0.0 < learning_rate <= 1.0 or not 0.0 <= gamma <= 1.0:
         raise ValueError(f"need 0 < learning_rate <= 1 and 0 <= gamma <= 1, got {learning_rate} and {gamma}")
     rng = np.random.default_rng(seed)
-    for episode in range(n_training_episodes):
+    quiet = not progress or os.environ.get("TQDM_DISABLE", "").lower() in {"1", "true"}
+    for episode in tqdm(range(n_training_episodes), desc="Q-learning", disable=quiet, mininterval=1.0):
         epsilon = decayed_epsilon(episode, min_epsilon, max_epsilon, decay_rate)
         state, _ = env.reset(seed=seed if episode == 0 else None)
         total_reward = 0.0
@@ -277,7 +282,46 @@ def evaluate_agent(
     return float(np.mean(episode_rewards)), float(np.std(episode_rewards))
 
 
-# %% notebooks/06_q_learning.ipynb cell 32
+# %% notebooks/06_q_learning.ipynb cell 27
+@dataclass(frozen=True)
+class QLearningSettings:
+    """One environment's Q-learning run as the course sets it up: environment, training and evaluation."""
+
+    env_id: str
+    env_kwargs: tuple[tuple[str, Any], ...]
+    n_training_episodes: int
+    learning_rate: float
+    gamma: float
+    max_steps: int
+    max_epsilon: float
+    min_epsilon: float
+    decay_rate: float
+    n_eval_episodes: int
+    eval_seed: tuple[int, ...] | int
+
+    def make_env(self) -> gym.Env:
+        """The environment, ``gym.make(env_id, **env_kwargs)``."""
+        return gym.make(self.env_id, **dict(self.env_kwargs))
+
+
+TAXI_EVAL_SEEDS = (
+    16, 54, 165, 177, 191, 191, 120, 80, 149, 178, 48, 38, 6, 125, 174, 73, 50, 172, 100, 148,
+    146, 6, 25, 40, 68, 148, 49, 167, 9, 97, 164, 176, 61, 7, 54, 55, 161, 131, 184, 51,
+    170, 12, 120, 113, 95, 126, 51, 98, 36, 135, 54, 82, 45, 95, 89, 59, 95, 124, 9, 113,
+    58, 85, 51, 134, 121, 169, 105, 21, 30, 11, 50, 65, 12, 43, 82, 145, 152, 97, 106, 55,
+    31, 85, 38, 112, 102, 168, 123, 97, 21, 83, 158, 26, 80, 63, 5, 81, 32, 11, 28, 148,
+)  # the course's Taxi evaluation seeds, unchanged
+FROZEN_LAKE_SETTINGS = QLearningSettings(
+    env_id="FrozenLake-v1", env_kwargs=(("map_name", "4x4"), ("is_slippery", False)), n_training_episodes=10_000,
+    learning_rate=0.7, gamma=0.95, max_steps=99, max_epsilon=1.0, min_epsilon=0.05, decay_rate=0.0005,
+    n_eval_episodes=100, eval_seed=0)
+# the course names Taxi-v3; Gymnasium 1.x replaced it with Taxi-v4, the same task
+TAXI_SETTINGS = QLearningSettings(
+    env_id="Taxi-v4", env_kwargs=(), n_training_episodes=25_000, learning_rate=0.7, gamma=0.95, max_steps=99,
+    max_epsilon=1.0, min_epsilon=0.05, decay_rate=0.005, n_eval_episodes=100, eval_seed=TAXI_EVAL_SEEDS)
+
+
+# %% notebooks/06_q_learning.ipynb cell 34
 ARROWS = {0: (-1.0, 0.0), 1: (0.0, 1.0), 2: (1.0, 0.0), 3: (0.0, -1.0)}  # FrozenLake: left, down, right, up (dx, dy on screen)
 
 
@@ -312,7 +356,7 @@ def q_table_figure(Qtable: np.ndarray, desc: Sequence[str] | np.ndarray, title: 
     return figure
 
 
-# %% notebooks/06_q_learning.ipynb cell 40
+# %% notebooks/06_q_learning.ipynb cell 42
 def rollout_frames(env: gym.Env, Qtable: np.ndarray, seed: int = 0, max_steps: int = 99) -> list[np.ndarray]:
     """The RGB frames of one greedy episode (``env`` must be made with ``render_mode="rgb_array"``)."""
     table_shape(env)
