@@ -421,7 +421,7 @@ def evaluate_summaries(model: EncoderDecoderModel, task: SummarisationTask, max_
                 **rouge_f1(predictions, task.test_references))
 
 
-# %% notebooks/04_warm_starting.ipynb cell 35
+# %% notebooks/04_warm_starting.ipynb cell 36
 def docstring_texts(root: str | Path | None = None, skip_modules: Iterable[str] = ()) -> list[str]:
     """Every docstring (whitespace-normalised, at least 4 words) of the ``.py`` files under ``root`` (the standard
     library by default), except those of ``skip_modules`` (dotted names as in ``DocstringPair.module``)."""
@@ -545,7 +545,7 @@ def pretrain_mlm(
                description="MLM pretraining")
 
 
-# %% notebooks/04_warm_starting.ipynb cell 41
+# %% notebooks/04_warm_starting.ipynb cell 42
 @dataclass(frozen=True)
 class CnnDailyMailConfig:
     """BERT2BERT on CNN/DailyMail; the defaults are the warm-starting post's recipe.

@@ -918,7 +918,7 @@ def transcribe(
     return texts, log_probs
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 50
+# %% notebooks/05_wav2vec2.ipynb cell 51
 class NGramLM:
     """A word n-gram language model with interpolated absolute discounting, trained on transcripts.
 
@@ -1050,7 +1050,7 @@ def ctc_prefix_beam_search(
     return tokenizer.decode(best[0])
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 53
+# %% notebooks/05_wav2vec2.ipynb cell 55
 def chunked_logits(
     model: Wav2Vec2ForCTC,
     waveform,
@@ -1093,7 +1093,7 @@ def chunked_logits(
     return torch.cat(pieces)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 59
+# %% notebooks/05_wav2vec2.ipynb cell 62
 def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, decay: float = 0.995) -> float:
     """The paper's schedule: ``max(end, start * decay**step)``."""
     return max(end, start * decay**step)
@@ -1111,7 +1111,7 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 66
+# %% notebooks/05_wav2vec2.ipynb cell 69
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 
