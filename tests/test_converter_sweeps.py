@@ -153,6 +153,8 @@ def wav2vec2_compare(references: tuple[Any, Any], ours: tuple[Any, Any]) -> None
     for row, length in enumerate(mine.frame_lengths.tolist()):
         torch.testing.assert_close(mine.logits[row, :length], theirs.logits[row, :length], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(mine.loss, theirs.loss, atol=1e-5, rtol=1e-5)
+    if not hasattr(pretraining_reference.wav2vec2, "masked_spec_embed"):
+        return  # transformers builds no mask embedding when both mask probabilities are 0 and then cannot pretrain
     frames = int(feature_lengths(pretraining.config, torch.tensor(700)))
     time_mask = compute_time_mask(2, frames, 0.4, 2, min_masks=2, generator=torch.Generator().manual_seed(0))
     negatives = sample_negative_indices(time_mask, pretraining.config.num_negatives, generator=torch.Generator().manual_seed(0))
