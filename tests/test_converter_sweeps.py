@@ -179,3 +179,181 @@ def test_wav2vec2_converter_honours_or_refuses(field):
             lambda ours: ours[0].config, {}, WAV2VEC2_NO_EFFECT,
         )
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# BERT: encoder_from_transformers, decoder_from_transformers, encoder_decoder_from_transformers
+# --------------------------------------------------------------------------------------------------------------------
+from annotated.encoder_decoder import decoder_from_transformers, encoder_decoder_from_transformers, encoder_from_transformers
+
+BERT_BASE = dict(
+    vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
+    max_position_embeddings=16, initializer_range=0.3, pad_token_id=0,
+)
+BERT_VALUES: dict[str, list] = {
+    "vocab_size": [40], "hidden_size": [24], "num_hidden_layers": [2], "num_attention_heads": [4],
+    "intermediate_size": [20], "hidden_act": ACTIVATIONS, "hidden_dropout_prob": [0.3],
+    "attention_probs_dropout_prob": [0.3], "max_position_embeddings": [20], "type_vocab_size": [3],
+    "initializer_range": [0.5], "layer_norm_eps": [0.1], "pad_token_id": [5, None], "use_cache": [False],
+    "classifier_dropout": [0.3], "is_decoder": [True, False], "add_cross_attention": [True, False],
+    "tie_word_embeddings": [False], "chunk_size_feed_forward": [1], "bos_token_id": [1], "eos_token_id": [2],
+    "position_embedding_type": ["relative_key", "relative_key_query"],  # a field of older BertConfigs and config.json files
+}
+BERT_RENAMES = {
+    "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads", "hidden_dropout_prob": "dropout",
+    "attention_probs_dropout_prob": "attention_dropout",
+}
+BERT_NO_EFFECT = {
+    "use_cache": "a decoder's key/value cache changes speed, not values (ours is asked for per call)",
+    "classifier_dropout": "classification heads only",
+    "chunk_size_feed_forward": "transformers then computes the same feed-forward slice by slice",
+    "bos_token_id": "a BERT module does not read it", "eos_token_id": "as bos_token_id (the encoder-decoder's is swept below)",
+    "tie_word_embeddings": "the encoder has no LM head (decoders refuse False)",
+}
+
+
+def bert_reference(overrides: dict, decoder: bool) -> Any:
+    settings = {**BERT_BASE, "is_decoder": decoder, "add_cross_attention": decoder, **overrides}
+    torch.manual_seed(0)
+    config = transformers.BertConfig(**settings)
+    if decoder:
+        return transformers.BertLMHeadModel(config).eval()
+    return transformers.BertModel(config, add_pooling_layer=False).eval()
+
+
+def bert_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    ids = torch.randint(1, 30, (2, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    return ids, mask, (torch.arange(7) >= 4).long().expand_as(ids)
+
+
+def bert_encoder_compare(reference: Any, ours: Any) -> None:
+    ids, mask, token_types = bert_inputs()
+    with torch.no_grad():
+        expected = reference(ids, attention_mask=mask, token_type_ids=token_types).last_hidden_state
+        got = ours.eval()(ids, mask, token_types)
+    torch.testing.assert_close(got[mask.bool()], expected[mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+def bert_decoder_compare(reference: Any, ours: Any) -> None:
+    ids, mask, _ = bert_inputs()
+    encoded = torch.randn(2, 7, reference.config.hidden_size)
+    with torch.no_grad():
+        expected = reference(ids[:, :6], encoder_hidden_states=encoded, encoder_attention_mask=mask).logits
+        got = ours.eval()(ids[:, :6], encoded, mask).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bert_sweep_covers_every_reference_field():
+    assert_covers(set(transformers.BertConfig().to_dict()), BERT_VALUES, METADATA)
+
+
+@pytest.mark.parametrize("field", sorted(BERT_VALUES))
+def test_bert_encoder_converter_honours_or_refuses(field):
+    outcomes = {
+        repr(value): check_value(
+            field, value, lambda o: bert_reference(o, decoder=False), encoder_from_transformers, bert_encoder_compare,
+            lambda ours: ours.config, BERT_RENAMES, BERT_NO_EFFECT,
+        )
+        for value in BERT_VALUES[field]
+        if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder's own setting
+    }
+    if field == "add_cross_attention":  # transformers refuses cross-attention in a model that is not a decoder
+        assert outcomes == {"True": "refused by reference"}
+        return
+    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+
+
+@pytest.mark.parametrize("field", sorted(BERT_VALUES))
+def test_bert_decoder_converter_honours_or_refuses(field):
+    no_effect = {k: v for k, v in BERT_NO_EFFECT.items() if k != "tie_word_embeddings"}
+    outcomes = {
+        repr(value): check_value(
+            field, value, lambda o: bert_reference(o, decoder=True), decoder_from_transformers, bert_decoder_compare,
+            lambda ours: ours.config, BERT_RENAMES, no_effect,
+        )
+        for value in BERT_VALUES[field]
+        if not (field in ("is_decoder", "add_cross_attention") and value is True)  # a decoder's own setting
+    }
+    if field == "is_decoder":  # as above: with add_cross_attention=True transformers refuses is_decoder=False
+        assert outcomes == {"False": "refused by reference"}
+        return
+    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+
+
+def test_bert_converters_refuse_a_model_to_load_into_that_computes_differently():
+    from annotated.encoder_decoder import Encoder, config_from_bert
+
+    reference = bert_reference({}, decoder=False)
+    target = Encoder(dataclasses.replace(config_from_bert(reference.config), hidden_act="relu"))
+    with pytest.raises(ValueError, match="hidden_act"):
+        encoder_from_transformers(reference, target)
+
+
+ENCODER_DECODER_VALUES: dict[str, list] = {
+    "decoder_start_token_id": [4, None], "pad_token_id": [1, None], "eos_token_id": [5, None],
+    "chunk_size_feed_forward": [1],
+    # the sub-configs' fields are swept one by one above; here what matters is how the two fit together
+    "encoder": [{"hidden_size": 24}, {"hidden_act": "relu", "num_hidden_layers": 2}],
+    "decoder": [{"hidden_size": 24}, {"hidden_act": "gelu_new", "layer_norm_eps": 0.1}],
+}
+ENCODER_DECODER_NO_EFFECT = {
+    "chunk_size_feed_forward": "the encoder-decoder wrapper does not read it (its BERTs read their own)",
+    "encoder": "the encoder config's fields are mapped by config_from_bert and swept above",
+    "decoder": "as encoder",
+}
+
+
+def encoder_decoder_reference(overrides: dict) -> Any:
+    overrides = dict(overrides)
+    encoder = bert_reference(overrides.pop("encoder", {}), decoder=False)
+    decoder = bert_reference({"vocab_size": 35, **overrides.pop("decoder", {})}, decoder=True)
+    model = transformers.EncoderDecoderModel(encoder=encoder, decoder=decoder).eval()
+    settings = {"decoder_start_token_id": 2, "eos_token_id": 3, "pad_token_id": 0, **overrides}
+    for name, value in settings.items():
+        setattr(model.config, name, value)
+    return model
+
+
+def encoder_decoder_compare(reference: Any, ours: Any) -> None:
+    ids, mask, _ = bert_inputs()
+    labels = torch.randint(4, 35, (2, 5))
+    labels[1, 3:] = -100
+    decoder_inputs = torch.randint(4, 35, (2, 5))
+    with torch.no_grad():
+        expected = reference(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_inputs).logits
+        got = ours.eval()(ids, mask, decoder_input_ids=decoder_inputs).logits
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        if reference.config.pad_token_id is not None:  # transformers needs it to shift the labels
+            expected = reference(input_ids=ids, attention_mask=mask, labels=labels)
+            got = ours(ids, mask, labels=labels)
+            torch.testing.assert_close(got.logits, expected.logits, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got.loss, expected.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_decoder_sweep_covers_every_reference_field():
+    config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(transformers.BertConfig(), transformers.BertConfig())
+    assert_covers(set(config.to_dict()), ENCODER_DECODER_VALUES, METADATA)
+
+
+@pytest.mark.parametrize("field", sorted(ENCODER_DECODER_VALUES))
+def test_encoder_decoder_converter_honours_or_refuses(field):
+    def mapped(ours):  # our model carries the generation ids; pad falls back to the decoder's as documented
+        return ours
+
+    outcomes = {}
+    for value in ENCODER_DECODER_VALUES[field]:
+        if field == "pad_token_id" and value is None:  # transformers has no pad then; ours takes the decoder's (0)
+            reference = encoder_decoder_reference({field: value})
+            ours = encoder_decoder_from_transformers(reference)
+            assert ours.pad_token_id == reference.decoder.config.pad_token_id
+            encoder_decoder_compare(reference, ours)
+            outcomes[repr(value)] = "converted (decoder's pad_token_id)"
+            continue
+        outcomes[repr(value)] = check_value(
+            field, value, encoder_decoder_reference, encoder_decoder_from_transformers, encoder_decoder_compare,
+            mapped, {}, ENCODER_DECODER_NO_EFFECT,
+        )
+    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
