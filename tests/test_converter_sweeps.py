@@ -357,3 +357,46 @@ def test_encoder_decoder_converter_honours_or_refuses(field):
             mapped, {}, ENCODER_DECODER_NO_EFFECT,
         )
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# load_bert_checkpoint (warm starting): a config.json and model.safetensors written by transformers
+# --------------------------------------------------------------------------------------------------------------------
+def checkpoint_reference(overrides: dict, directory) -> Any:
+    settings = {**BERT_BASE, **overrides}
+    torch.manual_seed(0)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(**settings)).eval()
+    target = directory / f"checkpoint_{len(list(directory.iterdir()))}"
+    model.save_pretrained(target)
+    return model, target
+
+
+def checkpoint_convert(reference: tuple[Any, Any]) -> Any:
+    from annotated.encoder_decoder import Encoder, _bert_names, _copy_weights
+    from annotated.warm_starting import load_bert_checkpoint
+
+    checkpoint = load_bert_checkpoint(reference[1])
+    encoder = Encoder(checkpoint.config)
+    _copy_weights(encoder, checkpoint.tensors, _bert_names(checkpoint.config.num_layers, "", decoder=False), "test")
+    return encoder
+
+
+def checkpoint_compare(reference: tuple[Any, Any], ours: Any) -> None:
+    bert_encoder_compare(reference[0].bert, ours)
+
+
+@pytest.mark.parametrize("field", sorted(BERT_VALUES))
+def test_load_bert_checkpoint_honours_or_refuses(field, tmp_path):
+    no_effect = {k: v for k, v in BERT_NO_EFFECT.items() if k != "tie_word_embeddings"}
+    outcomes = {
+        repr(value): check_value(
+            field, value, lambda o: checkpoint_reference(o, tmp_path), checkpoint_convert, checkpoint_compare,
+            lambda ours: ours.config, BERT_RENAMES, no_effect,
+        )
+        for value in BERT_VALUES[field]
+        if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder checkpoint's own setting
+    }
+    if field == "add_cross_attention":  # transformers refuses cross-attention in a model that is not a decoder
+        assert outcomes == {"True": "refused by reference"}
+        return
+    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
