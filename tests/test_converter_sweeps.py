@@ -77,6 +77,13 @@ def check_value(
     return "converted"
 
 
+def assert_activations_convert(field: str, outcomes: dict[str, str]) -> None:
+    """Every activation transformers names converts, except the two with learned parameters."""
+    if field in ("hidden_act", "feat_extract_activation"):
+        refused = {value for value, outcome in outcomes.items() if outcome != "converted"}
+        assert refused <= {"'prelu'", "'xielu'"}, refused
+
+
 def assert_covers(reference_fields: set[str], swept: dict, metadata: set[str]) -> None:
     missing = reference_fields - set(swept) - metadata
     assert not missing, f"fields of the reference config that no sweep covers: {sorted(missing)}"
@@ -179,6 +186,7 @@ def test_wav2vec2_converter_honours_or_refuses(field):
             lambda ours: ours[0].config, {}, WAV2VEC2_NO_EFFECT,
         )
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -264,6 +272,7 @@ def test_bert_encoder_converter_honours_or_refuses(field):
         assert outcomes == {"True": "refused by reference"}
         return
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
 
 
 @pytest.mark.parametrize("field", sorted(BERT_VALUES))
@@ -281,6 +290,7 @@ def test_bert_decoder_converter_honours_or_refuses(field):
         assert outcomes == {"False": "refused by reference"}
         return
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
 
 
 def test_bert_converters_refuse_a_model_to_load_into_that_computes_differently():
@@ -357,6 +367,7 @@ def test_encoder_decoder_converter_honours_or_refuses(field):
             mapped, {}, ENCODER_DECODER_NO_EFFECT,
         )
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -400,3 +411,90 @@ def test_load_bert_checkpoint_honours_or_refuses(field, tmp_path):
         assert outcomes == {"True": "refused by reference"}
         return
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reformer: reformer_from_transformers
+# --------------------------------------------------------------------------------------------------------------------
+from annotated.reformer import reformer_from_transformers
+
+REFORMER_BASE = dict(
+    vocab_size=30, hidden_size=16, num_attention_heads=2, attention_head_size=8, feed_forward_size=24,
+    attn_layers=["local", "lsh"], is_decoder=True, local_attn_chunk_length=8, lsh_attn_chunk_length=8, num_buckets=4,
+    num_hashes=1, hash_seed=7, axial_pos_shape=[4, 8], axial_pos_embds_dim=[6, 10], max_position_embeddings=32,
+    hidden_dropout_prob=0.0, local_attention_probs_dropout_prob=0.0, lsh_attention_probs_dropout_prob=0.0,
+)
+REFORMER_VALUES: dict[str, list] = {
+    "vocab_size": [40], "hidden_size": [24], "num_attention_heads": [3], "attention_head_size": [4],
+    "attn_layers": [["local"], ["lsh"], ["lsh", "local", "lsh"]], "feed_forward_size": [20],
+    "hidden_act": ACTIVATIONS, "is_decoder": [False], "local_attn_chunk_length": [4, 16],
+    "local_num_chunks_before": [0, 2], "local_num_chunks_after": [1], "lsh_attn_chunk_length": [4, 16],
+    "lsh_num_chunks_before": [0, 2], "lsh_num_chunks_after": [1], "num_buckets": [2, [2, 2], None],
+    "num_hashes": [2, 3], "hash_seed": [3, None], "axial_pos_embds": [False], "axial_pos_shape": [[2, 16]],
+    "axial_pos_embds_dim": [[8, 8]], "axial_norm_std": [0.5], "max_position_embeddings": [64],
+    "chunk_size_feed_forward": [4], "chunk_size_lm_head": [4], "hidden_dropout_prob": [0.3],
+    "local_attention_probs_dropout_prob": [0.3], "lsh_attention_probs_dropout_prob": [0.3], "layer_norm_eps": [0.1],
+    "pad_token_id": [5], "tie_word_embeddings": [True], "use_cache": [False], "classifier_dropout": [0.3],
+    "bos_token_id": [1], "eos_token_id": [3], "initializer_range": [0.5],
+}
+REFORMER_NO_EFFECT = {
+    "axial_norm_std": "initialisation only", "initializer_range": "initialisation only",
+    "chunk_size_lm_head": "transformers then computes the same logits slice by slice",
+    "use_cache": "the cache of past buckets speeds up generation; it does not change the logits",
+    "classifier_dropout": "classification heads only", "bos_token_id": "not read by the language model",
+    "eos_token_id": "as bos_token_id",
+    "tie_word_embeddings": "transformers cannot tie either: the LM head reads both streams (2 x hidden_size)",
+}
+REFORMER_METADATA = METADATA | {"num_hidden_layers"}  # derived: transformers sets it to len(attn_layers)
+
+
+def reformer_reference(overrides: dict) -> Any:
+    settings = {**REFORMER_BASE, **overrides}
+    if "hidden_size" in overrides:  # the axial dimensions must add up to the width
+        settings["axial_pos_embds_dim"] = [overrides["hidden_size"] // 2] * 2
+    if "max_position_embeddings" in overrides:
+        settings["axial_pos_shape"] = [8, 8]
+    torch.manual_seed(0)
+    model = transformers.ReformerModelWithLMHead(transformers.ReformerConfig(**settings)).eval()
+    with torch.no_grad():  # non-trivial biases and norms, as in tests/test_reformer.py
+        for name, parameter in model.named_parameters():
+            if "layer_norm" in name or name.endswith("bias"):
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+def reformer_compare(reference: Any, ours: Any) -> None:
+    ids = torch.randint(0, 30, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(ids), reference(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_reformer_sweep_covers_every_reference_field():
+    assert_covers(set(transformers.ReformerConfig().to_dict()), REFORMER_VALUES, REFORMER_METADATA)
+
+
+@pytest.mark.parametrize("field", sorted(REFORMER_VALUES))
+def test_reformer_converter_honours_or_refuses(field):
+    outcomes = {
+        repr(value): check_value(
+            field, value, reformer_reference, reformer_from_transformers, reformer_compare,
+            lambda ours: ours.config, {}, REFORMER_NO_EFFECT,
+        )
+        for value in REFORMER_VALUES[field]
+    }
+    if field in ("is_decoder", "local_num_chunks_after", "lsh_num_chunks_after"):
+        # transformers' language model must be causal; our converter takes nothing else (and says so, naming is_decoder)
+        assert set(outcomes.values()) == {"refused by reference"}
+        return
+    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
+    assert_activations_convert(field, outcomes)
+
+
+def test_reformer_converter_refuses_other_models_naming_the_field():
+    with pytest.raises(ValueError, match="ReformerModelWithLMHead"):
+        reformer_from_transformers(transformers.ReformerModel(transformers.ReformerConfig(**REFORMER_BASE)))
+    reference = reformer_reference({})
+    reference.config.is_decoder = False  # transformers checks it only when building the model
+    with pytest.raises(ValueError, match="is_decoder=False"):
+        reformer_from_transformers(reference)
