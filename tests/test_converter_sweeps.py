@@ -15,14 +15,25 @@ commented ``METADATA`` list names, so a field added by a new ``transformers`` re
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from typing import Any, Callable
 
 import pytest
 import torch
 import transformers
 from transformers.activations import ACT2CLS
+
+from annotated.encoder_decoder import (
+    Encoder,
+    _bert_names,
+    _copy_weights,
+    config_from_bert,
+    decoder_from_transformers,
+    encoder_decoder_from_transformers,
+    encoder_from_transformers,
+)
+from annotated.reformer import reformer_from_transformers
+from annotated.warm_starting import load_bert_checkpoint
+from annotated.wav2vec2 import compute_time_mask, feature_lengths, sample_negative_indices, wav2vec2_from_transformers
 
 ACTIVATIONS = sorted(ACT2CLS)  # every activation name transformers knows, so a new one is swept too
 
@@ -56,7 +67,12 @@ def check_value(
     try:
         ours = convert(reference)
     except ValueError as error:
-        assert field in str(error), f"{field}={value!r}: the ValueError does not name the field: {error}"
+        message = str(error)
+        assert field in message, f"{field}={value!r}: the ValueError does not name the field: {message}"
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            named = repr(value) in message or str(value) in message
+            assert named, f"{field}={value!r}: the ValueError does not name the value: {message}"
+        assert "supported" in message, f"{field}={value!r}: the ValueError does not say what is supported: {message}"
         return "refused"
     try:
         compare(reference, ours)
@@ -92,7 +108,6 @@ def assert_covers(reference_fields: set[str], swept: dict, metadata: set[str]) -
 # --------------------------------------------------------------------------------------------------------------------
 # wav2vec 2.0
 # --------------------------------------------------------------------------------------------------------------------
-from annotated.wav2vec2 import compute_time_mask, feature_lengths, sample_negative_indices, wav2vec2_from_transformers
 
 WAV2VEC2_BASE = dict(
     vocab_size=9, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20,
@@ -124,7 +139,8 @@ WAV2VEC2_NO_EFFECT = {
     "chunk_size_feed_forward": "not read by transformers' wav2vec 2.0",
     "use_weighted_layer_sum": "only the sequence-classification and x-vector heads read it; they are not converted",
     "classifier_proj_size": "as use_weighted_layer_sum", "tdnn_dim": "x-vector head only",
-    "tdnn_kernel": "x-vector head only", "tdnn_dilation": "x-vector head only", "xvector_output_dim": "x-vector head only",
+    "tdnn_kernel": "x-vector head only", "tdnn_dilation": "x-vector head only",
+    "xvector_output_dim": "x-vector head only",
     "adapter_kernel_size": "read only when add_adapter=True, which is refused",
     "adapter_stride": "read only when add_adapter=True", "num_adapter_layers": "read only when add_adapter=True",
     "output_hidden_size": "read only when add_adapter=True",
@@ -164,7 +180,9 @@ def wav2vec2_compare(references: tuple[Any, Any], ours: tuple[Any, Any]) -> None
         return  # transformers builds no mask embedding when both mask probabilities are 0 and then cannot pretrain
     frames = int(feature_lengths(pretraining.config, torch.tensor(700)))
     time_mask = compute_time_mask(2, frames, 0.4, 2, min_masks=2, generator=torch.Generator().manual_seed(0))
-    negatives = sample_negative_indices(time_mask, pretraining.config.num_negatives, generator=torch.Generator().manual_seed(0))
+    negatives = sample_negative_indices(
+        time_mask, pretraining.config.num_negatives, generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         theirs = pretraining_reference(values, mask_time_indices=time_mask, sampled_negative_indices=negatives)
         mine = pretraining(values, mask_time_indices=time_mask, sampled_negative_indices=negatives)
@@ -192,7 +210,6 @@ def test_wav2vec2_converter_honours_or_refuses(field):
 # --------------------------------------------------------------------------------------------------------------------
 # BERT: encoder_from_transformers, decoder_from_transformers, encoder_decoder_from_transformers
 # --------------------------------------------------------------------------------------------------------------------
-from annotated.encoder_decoder import decoder_from_transformers, encoder_decoder_from_transformers, encoder_from_transformers
 
 BERT_BASE = dict(
     vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
@@ -205,7 +222,8 @@ BERT_VALUES: dict[str, list] = {
     "initializer_range": [0.5], "layer_norm_eps": [0.1], "pad_token_id": [5, None], "use_cache": [False],
     "classifier_dropout": [0.3], "is_decoder": [True, False], "add_cross_attention": [True, False],
     "tie_word_embeddings": [False], "chunk_size_feed_forward": [1], "bos_token_id": [1], "eos_token_id": [2],
-    "position_embedding_type": ["relative_key", "relative_key_query"],  # a field of older BertConfigs and config.json files
+    # a field of older BertConfigs and config.json files (transformers 5 no longer reads it)
+    "position_embedding_type": ["relative_key", "relative_key_query"],
 }
 BERT_RENAMES = {
     "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads", "hidden_dropout_prob": "dropout",
@@ -215,7 +233,8 @@ BERT_NO_EFFECT = {
     "use_cache": "a decoder's key/value cache changes speed, not values (ours is asked for per call)",
     "classifier_dropout": "classification heads only",
     "chunk_size_feed_forward": "transformers then computes the same feed-forward slice by slice",
-    "bos_token_id": "a BERT module does not read it", "eos_token_id": "as bos_token_id (the encoder-decoder's is swept below)",
+    "bos_token_id": "a BERT module does not read it",
+    "eos_token_id": "as bos_token_id (the encoder-decoder's is swept below)",
     "tie_word_embeddings": "the encoder has no LM head (decoders refuse False)",
 }
 
@@ -294,8 +313,6 @@ def test_bert_decoder_converter_honours_or_refuses(field):
 
 
 def test_bert_converters_refuse_a_model_to_load_into_that_computes_differently():
-    from annotated.encoder_decoder import Encoder, config_from_bert
-
     reference = bert_reference({}, decoder=False)
     target = Encoder(dataclasses.replace(config_from_bert(reference.config), hidden_act="relu"))
     with pytest.raises(ValueError, match="hidden_act"):
@@ -344,15 +361,13 @@ def encoder_decoder_compare(reference: Any, ours: Any) -> None:
 
 
 def test_encoder_decoder_sweep_covers_every_reference_field():
-    config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(transformers.BertConfig(), transformers.BertConfig())
+    bert = transformers.BertConfig()
+    config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(bert, bert)
     assert_covers(set(config.to_dict()), ENCODER_DECODER_VALUES, METADATA)
 
 
 @pytest.mark.parametrize("field", sorted(ENCODER_DECODER_VALUES))
 def test_encoder_decoder_converter_honours_or_refuses(field):
-    def mapped(ours):  # our model carries the generation ids; pad falls back to the decoder's as documented
-        return ours
-
     outcomes = {}
     for value in ENCODER_DECODER_VALUES[field]:
         if field == "pad_token_id" and value is None:  # transformers has no pad then; ours takes the decoder's (0)
@@ -364,7 +379,7 @@ def test_encoder_decoder_converter_honours_or_refuses(field):
             continue
         outcomes[repr(value)] = check_value(
             field, value, encoder_decoder_reference, encoder_decoder_from_transformers, encoder_decoder_compare,
-            mapped, {}, ENCODER_DECODER_NO_EFFECT,
+            lambda ours: ours, {}, ENCODER_DECODER_NO_EFFECT,  # our model carries the three token ids itself
         )
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
     assert_activations_convert(field, outcomes)
@@ -383,9 +398,6 @@ def checkpoint_reference(overrides: dict, directory) -> Any:
 
 
 def checkpoint_convert(reference: tuple[Any, Any]) -> Any:
-    from annotated.encoder_decoder import Encoder, _bert_names, _copy_weights
-    from annotated.warm_starting import load_bert_checkpoint
-
     checkpoint = load_bert_checkpoint(reference[1])
     encoder = Encoder(checkpoint.config)
     _copy_weights(encoder, checkpoint.tensors, _bert_names(checkpoint.config.num_layers, "", decoder=False), "test")
@@ -405,7 +417,7 @@ def test_load_bert_checkpoint_honours_or_refuses(field, tmp_path):
             lambda ours: ours.config, BERT_RENAMES, no_effect,
         )
         for value in BERT_VALUES[field]
-        if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder checkpoint's own setting
+        if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder's own setting
     }
     if field == "add_cross_attention":  # transformers refuses cross-attention in a model that is not a decoder
         assert outcomes == {"True": "refused by reference"}
@@ -417,7 +429,6 @@ def test_load_bert_checkpoint_honours_or_refuses(field, tmp_path):
 # --------------------------------------------------------------------------------------------------------------------
 # Reformer: reformer_from_transformers
 # --------------------------------------------------------------------------------------------------------------------
-from annotated.reformer import reformer_from_transformers
 
 REFORMER_BASE = dict(
     vocab_size=30, hidden_size=16, num_attention_heads=2, attention_head_size=8, feed_forward_size=24,
