@@ -342,6 +342,8 @@ class Wav2Vec2Config:
             )
         activation_fn(self.hidden_act, what="hidden_act")  # an unknown name raises here, not at the first forward
         activation_fn(self.feat_extract_activation, what="feat_extract_activation")
+        if self.ctc_loss_reduction not in ("sum", "mean", "none"):
+            raise ValueError(f"ctc_loss_reduction must be 'sum', 'mean' or 'none', got {self.ctc_loss_reduction!r}")
         if self.feat_extract_norm not in ("group", "layer"):
             raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
         if self.hidden_size % self.num_attention_heads:

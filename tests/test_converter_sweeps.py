@@ -509,3 +509,24 @@ def test_reformer_converter_refuses_other_models_naming_the_field():
     reference.config.is_decoder = False  # transformers checks it only when building the model
     with pytest.raises(ValueError, match="is_decoder=False"):
         reformer_from_transformers(reference)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# our own configs, built directly: an activation or option we do not implement is refused at construction
+# --------------------------------------------------------------------------------------------------------------------
+def test_our_configs_refuse_what_they_do_not_implement():
+    from annotated.encoder_decoder import TransformerConfig
+    from annotated.reformer import ReformerConfig
+    from annotated.wav2vec2 import Wav2Vec2Config
+
+    for make, field in [
+        (lambda v: TransformerConfig(vocab_size=10, hidden_act=v), "hidden_act"),
+        (lambda v: ReformerConfig(hidden_act=v), "hidden_act"),
+        (lambda v: Wav2Vec2Config(hidden_act=v), "hidden_act"),
+        (lambda v: Wav2Vec2Config(feat_extract_activation=v), "feat_extract_activation"),
+        (lambda v: Wav2Vec2Config(feat_extract_norm=v), "feat_extract_norm"),
+        (lambda v: Wav2Vec2Config(ctc_loss_reduction=v), "ctc_loss_reduction"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            make("swiglu")
+    assert TransformerConfig(vocab_size=10, hidden_act="gelu_new").hidden_act == "gelu_new"
