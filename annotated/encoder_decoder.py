@@ -12,7 +12,7 @@ __all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask',
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, NoReturn, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -575,7 +575,8 @@ def _copy_weights(module: nn.Module, source: Mapping[str, torch.Tensor], names: 
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 32
-def _refuse(name: str, value: Any, supported: str) -> None:
+def _refuse(name: str, value: Any, supported: str) -> NoReturn:
+    """Raise the ValueError of a config field we do not implement: the field, the value given, what is supported."""
     raise ValueError(f"{name}={value!r} is not supported; supported: {supported}")
 
 
