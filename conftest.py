@@ -1,5 +1,7 @@
 """pytest set-up shared by the unit tests and nbval's notebook runs.
 
+* nbval compares printed results of the form ``3.12 ± 0.08`` within their tolerance (``tools/nbval_tolerance.py``),
+  so the stored outputs validate on any CPU or GPU; everything else is compared exactly.
 * Every notebook kernel gets the same environment as the executor's (``tools/kernel_env.py``), so stored outputs
   and re-run outputs are comparable.
 * With ``--nbval``, collecting no notebook is an error: a misconfigured run must not pass by testing nothing.
@@ -15,6 +17,9 @@ import pytest
 
 from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks
+
+# nbval compares every ``value ± tolerance`` within its tolerance (tools/tolerance.py), everything else exactly.
+pytest_plugins = ["tools.nbval_tolerance"]
 
 collect_ignore_glob = ["notebooks/drafts/*", "_build/*", ".venv/*"]
 

@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'ACTIVATION_NAMES', 'activation_fn']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'toleranced', 'ACTIVATION_NAMES', 'activation_fn']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -22,11 +22,11 @@ from typing import Any, Callable, Generic, Literal, Mapping, Sequence, TypeVar
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from matplotlib.figure import Figure
 from safetensors import safe_open
 from safetensors.torch import save_file
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -474,6 +474,26 @@ def load_or_embedded(
 
 
 # %% notebooks/00_utils.ipynb cell 36
+def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
+    """``value`` as ``"3.12 ± 0.08"``: a result together with the tolerance within which the book's tests accept it.
+
+    ``tolerance`` is absolute (a number, printed with ``digits`` decimals like the value) or relative to the value,
+    as a string such as ``"10%"``.
+    """
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
+    if isinstance(tolerance, str):
+        if not tolerance.endswith("%") or float(tolerance[:-1]) <= 0:
+            raise ValueError(f"a relative tolerance is a positive percentage such as '10%', got {tolerance!r}")
+        return f"{value:.{digits}f} ± {float(tolerance[:-1]):g}%"
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    if round(tolerance, digits) != tolerance:
+        raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
+    return f"{value:.{digits}f} ± {tolerance:.{digits}f}"
+
+
+# %% notebooks/00_utils.ipynb cell 39
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
