@@ -12,12 +12,8 @@ __all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask',
 import math
 import random
 from dataclasses import dataclass
-<<<<<<< HEAD
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
-=======
 from typing import Any, Mapping, NoReturn, Protocol, Sequence
->>>>>>> converters
 
 import torch
 import torch.nn.functional as F

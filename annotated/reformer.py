@@ -20,15 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-<<<<<<< HEAD
-from annotated.utils import TrainingHistory, fit, random_batches
-
-
-# %% notebooks/02_reformer.ipynb cell 5
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-=======
-from annotated.utils import activation_fn
->>>>>>> converters
+from annotated.utils import TrainingHistory, activation_fn, fit, random_batches
 
 
 # %% notebooks/02_reformer.ipynb cell 7
@@ -749,7 +741,7 @@ def language_model_loss(model: nn.Module, batch: tuple[torch.Tensor]) -> torch.T
     return F.cross_entropy(model(windows[:, :-1]).flatten(0, 1), windows[:, 1:].flatten())
 
 
-# %% notebooks/02_reformer.ipynb cell 51
+# %% notebooks/02_reformer.ipynb cell 50
 CRIME_AND_PUNISHMENT_URL = "https://www.gutenberg.org/cache/epub/2554/pg2554.txt"  # Project Gutenberg's plain text
 
 
