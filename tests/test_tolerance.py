@@ -75,6 +75,19 @@ def run_nbval(tmp_path: Path, stored_text: str, printed_text: str, *plugins: str
     )
 
 
+
+def test_nbspread_margins_reports_the_share_of_each_tolerance_a_run_used(tmp_path):
+    from tools.nbspread import margins
+
+    stored = tmp_path / "chapter.ipynb"
+    stored.write_text(json.dumps(notebook("loss 3.20 ± 0.08, WER 0.400 ± 10%", "")), encoding="utf-8")
+    for run, text in {"near": "loss 3.24 ± 0.08, WER 0.400 ± 10%", "far": "loss 3.10 ± 0.08, WER 0.380 ± 10%"}.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "chapter.ipynb").write_text(json.dumps(notebook(text, "")), encoding="utf-8")
+    loss, wer = margins(stored, [tmp_path / "near", tmp_path / "far"])
+    assert "seen 3.24, 3.1" in loss and "125% of tolerance  OUTSIDE" in loss
+    assert "seen 0.4, 0.38" in wer and " 50% of tolerance" in wer and "OUTSIDE" not in wer
+
 def test_nbval_accepts_a_rerun_result_within_its_tolerance(tmp_path):
     ran = run_nbval(tmp_path, "held-out loss: 3.12 ± 0.08", "held-out loss: 3.15 ± 0.08", "tools.nbval_tolerance")
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -10,12 +10,17 @@ Usage::
     python -m tools.nbspread run --out _build/spread/avx2 --isa avx2 notebooks/02_reformer.ipynb
     python -m tools.nbspread run --out _build/spread/seed1 --seed-offset 1 --all
     python -m tools.nbspread report notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
+    python -m tools.nbspread margins notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
 
 ``--isa`` sets ``ATEN_CPU_CAPABILITY`` (and, for avx2, ``MKL_ENABLE_INSTRUCTIONS=AVX2``) for the kernel.
 ``--seed-offset k`` adds ``k`` to every seed the notebook passes to ``annotated.utils.seed_everything``, through a
 cell injected before the first one (the notebook itself is not changed); seeds a chapter draws elsewhere (data
 generators, environments) stay as they are, so the spread it measures is that of initialisation and sampling.
 The stored notebooks are never written.
+
+``report`` lines up every number that moved; ``margins`` looks only at the results a chapter prints as
+``value ± tolerance`` and says, per result, the largest difference the runs showed and which share of the
+tolerance it used (over 100% means that run would fail nbval; far under means the tolerance may be too loose).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from tools.kernel_env import apply_kernel_env
 from tools.nbexec import dumps, normalize_notebook
 from tools.nbexport import cell_source, chapter_notebooks
+from tools.tolerance import TOLERANCED, toleranced_results
 
 ISA_ENV = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
@@ -120,6 +126,30 @@ def report(stored: Path, runs: list[Path]) -> list[str]:
     return lines
 
 
+def margins(stored: Path, runs: list[Path]) -> list[str]:
+    """Per toleranced result of ``stored``: the values the runs printed and the share of the tolerance used."""
+    base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
+    others = [json.loads((run / stored.name).read_text(encoding="utf-8"))["cells"] for run in runs]
+    lines = []
+    for index, cell in enumerate(base):
+        stored_text = cell_text(cell) if cell["cell_type"] == "code" else ""
+        results = toleranced_results(stored_text)
+        if not results:
+            continue
+        seen_per_run = [[float(m["value"]) for m in TOLERANCED.finditer(cell_text(other[index]))] for other in others]
+        for position, result in enumerate(results):
+            seen = [values[position] for values in seen_per_run if len(values) == len(results)]
+            if len(seen) < len(runs):
+                lines.append(f"cell {index} {result.text}: a run printed a different set of results")
+            worst = max((abs(value - result.value) for value in seen), default=0.0)
+            used = worst / result.allowed() if result.allowed() else float("inf")
+            flag = "  OUTSIDE" if used > 1 + 1e-9 else ""
+            values = ", ".join(f"{value:g}" for value in seen)
+            lines.append(f"cell {index:3d}  {result.text:<22} seen {values:<40} |diff| {worst:<9.3g} "
+                         f"{used:6.0%} of tolerance{flag}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("report", help="compare a stored notebook with executed copies")
     show.add_argument("stored", type=Path)
     show.add_argument("runs", nargs="+", type=Path)
+    used = commands.add_parser("margins", help="share of each stated tolerance the runs used")
+    used.add_argument("stored", type=Path)
+    used.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "run":
         paths = args.paths or (chapter_notebooks() if args.all else [])
@@ -141,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = run_variant(path, args.out, args.isa, args.seed_offset)
             print(f"{path} -> {args.out / path.name}: {seconds:.0f} s", flush=True)
         return 0
-    print("\n".join(report(args.stored, args.runs)))
+    lines = report(args.stored, args.runs) if args.command == "report" else margins(args.stored, args.runs)
+    print("\n".join(lines))
     return 0
 
 
