@@ -277,13 +277,12 @@ def test_bert_sweep_covers_every_reference_field():
     assert_covers(set(transformers.BertConfig().to_dict()), BERT_VALUES, METADATA)
 
 
-@pytest.mark.parametrize("field", sorted(BERT_VALUES))
-def test_bert_encoder_converter_honours_or_refuses(field):
+def sweep_bert_encoder_field(field: str, reference: Callable, convert: Callable, compare: Callable,
+                             no_effect: dict) -> None:
+    """Every value of ``field`` on a BERT encoder: converted and compared, or refused on both sides."""
     outcomes = {
-        repr(value): check_value(
-            field, value, lambda o: bert_reference(o, decoder=False), encoder_from_transformers, bert_encoder_compare,
-            lambda ours: ours.config, BERT_RENAMES, BERT_NO_EFFECT,
-        )
+        repr(value): check_value(field, value, reference, convert, compare, lambda ours: ours.config, BERT_RENAMES,
+                                 no_effect)
         for value in BERT_VALUES[field]
         if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder's own setting
     }
@@ -292,6 +291,12 @@ def test_bert_encoder_converter_honours_or_refuses(field):
         return
     assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
     assert_activations_convert(field, outcomes)
+
+
+@pytest.mark.parametrize("field", sorted(BERT_VALUES))
+def test_bert_encoder_converter_honours_or_refuses(field):
+    sweep_bert_encoder_field(field, lambda o: bert_reference(o, decoder=False), encoder_from_transformers,
+                             bert_encoder_compare, BERT_NO_EFFECT)
 
 
 @pytest.mark.parametrize("field", sorted(BERT_VALUES))
@@ -411,19 +416,8 @@ def checkpoint_compare(reference: tuple[Any, Any], ours: Any) -> None:
 @pytest.mark.parametrize("field", sorted(BERT_VALUES))
 def test_load_bert_checkpoint_honours_or_refuses(field, tmp_path):
     no_effect = {k: v for k, v in BERT_NO_EFFECT.items() if k != "tie_word_embeddings"}
-    outcomes = {
-        repr(value): check_value(
-            field, value, lambda o: checkpoint_reference(o, tmp_path), checkpoint_convert, checkpoint_compare,
-            lambda ours: ours.config, BERT_RENAMES, no_effect,
-        )
-        for value in BERT_VALUES[field]
-        if not (field in ("is_decoder", "add_cross_attention") and value is False)  # an encoder's own setting
-    }
-    if field == "add_cross_attention":  # transformers refuses cross-attention in a model that is not a decoder
-        assert outcomes == {"True": "refused by reference"}
-        return
-    assert any(o != "refused by reference" for o in outcomes.values()), f"the reference refused every value: {outcomes}"
-    assert_activations_convert(field, outcomes)
+    sweep_bert_encoder_field(field, lambda o: checkpoint_reference(o, tmp_path), checkpoint_convert,
+                             checkpoint_compare, no_effect)
 
 
 # --------------------------------------------------------------------------------------------------------------------

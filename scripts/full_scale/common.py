@@ -60,6 +60,19 @@ class Stopwatch:
         return time.perf_counter() - self.start
 
 
+def first_pairs(data: dict[str, tuple], num_train: int, num_test: int) -> dict[str, tuple]:
+    """The first ``num_train`` training and ``num_test`` test pairs of a ``{"train": columns, "test": columns}`` split."""
+    return {"train": tuple(column[:num_train] for column in data["train"]),
+            "test": tuple(column[:num_test] for column in data["test"])}
+
+
+def is_main_process() -> bool:
+    """False on every process but the first of an ``accelerate launch`` (only the first writes results)."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def write_results(chapter: str, out: Path, *, metrics: dict[str, float], steps: int, wall_seconds: float,
                   settings: dict[str, Any], smoke: bool) -> dict[str, Any]:
     """Write ``results.json`` to ``out`` (and to ``results/full_scale/<chapter>.json`` for a real run)."""

@@ -30,14 +30,11 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_translation_data(config)
     if args.smoke:
         config = dataclasses.replace(config, **SMOKE_SETTINGS)
-        data = {"train": tuple(column[:SMOKE_TRAIN] for column in data["train"]),
-                "test": tuple(column[:SMOKE_TEST] for column in data["test"])}
+        data = common.first_pairs(data, SMOKE_TRAIN, SMOKE_TEST)
     metrics = train_translation(data, config, checkpoint_dir=args.out / "checkpoints",
                                 max_steps=SMOKE_STEPS if args.smoke else None,
                                 batch_size=SMOKE_BATCH if args.smoke else None)
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
+    if not common.is_main_process():
         return {}
     settings = dataclasses.asdict(config) | {
         "num_train": len(data["train"][0]), "num_test": metrics["num_test"], "trained_vocab_size": metrics["vocab_size"],

@@ -38,9 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
         train, test, config, checkpoint_dir=args.out / "checkpoints",
         max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
     )
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
+    if not common.is_main_process():
         return {}
     settings = dataclasses.asdict(config) | {
         "num_train": len(train), "num_test": len(test), "train_hours": round(train.seconds() / 3600, 3),
