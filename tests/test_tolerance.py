@@ -88,6 +88,26 @@ def test_nbspread_margins_reports_the_share_of_each_tolerance_a_run_used(tmp_pat
     assert "seen 3.24, 3.1" in loss and "125% of tolerance  OUTSIDE" in loss
     assert "seen 0.4, 0.38" in wer and " 50% of tolerance" in wer and "OUTSIDE" not in wer
 
+
+def test_nbspread_shifts_the_seeds_of_seed_everything_and_of_a_named_function(tmp_path):
+    from tools.nbspread import cell_text, run_variant
+
+    chapter = notebook("", "")
+    chapter["cells"] = [
+        {"cell_type": "code", "execution_count": None, "id": "define", "metadata": {}, "outputs": [],
+         "source": "from annotated.utils import seed_everything\n\ndef train(steps, seed=0):\n    return seed"},
+        {"cell_type": "code", "execution_count": None, "id": "use", "metadata": {}, "outputs": [],
+         "source": "print(train(5), train(5, seed=10), seed_everything(0).initial_seed())"},
+    ]
+    path = tmp_path / "chapter.ipynb"
+    path.write_text(json.dumps(chapter), encoding="utf-8")
+    run_variant(path, tmp_path / "shifted", None, 3, ("train",))
+    cells = json.loads((tmp_path / "shifted" / "chapter.ipynb").read_text(encoding="utf-8"))["cells"]
+    assert [cell["id"] for cell in cells] == ["define", "use"], "the injected cells are removed from the copy"
+    assert cell_text(cells[1]) == "3 13 3\n"
+    with pytest.raises(ValueError, match="no code cell"):
+        run_variant(path, tmp_path / "missing", None, 3, ("fine_tune",))
+
 def test_nbval_accepts_a_rerun_result_within_its_tolerance(tmp_path):
     ran = run_nbval(tmp_path, "held-out loss: 3.12 ± 0.08", "held-out loss: 3.15 ± 0.08", "tools.nbval_tolerance")
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -16,6 +16,9 @@ Usage::
 ``--seed-offset k`` adds ``k`` to every seed the notebook passes to ``annotated.utils.seed_everything``, through a
 cell injected before the first one (the notebook itself is not changed); seeds a chapter draws elsewhere (data
 generators, environments) stay as they are, so the spread it measures is that of initialisation and sampling.
+A chapter whose training function takes its seed as an argument (``fine_tune(..., seed=0)`` in the warm-starting
+chapter) ignores that; ``--shift-seed-of fine_tune`` also adds the offset to the ``seed`` argument of every later
+call of that function, through a wrapper cell injected after the cell that defines it.
 The stored notebooks are never written.
 
 ``report`` lines up every number that moved; ``margins`` looks only at the results a chapter prints as
@@ -58,8 +61,17 @@ def _offset_seed_everything(seed, deterministic=True):
 _annotated_utils.seed_everything = _offset_seed_everything
 """
 
+SEED_ARGUMENT_CELL = """\
+_unshifted_{name} = {name}
 
-def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int) -> float:
+
+def {name}(*args, seed=0, **kwargs):
+    return _unshifted_{name}(*args, seed=seed + {offset}, **kwargs)
+"""
+
+
+def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
+                shift_seed_of: tuple[str, ...] = ()) -> float:
     """Execute ``path`` in a fresh kernel under the variant; write the executed copy to ``out_dir``."""
     import nbformat
     from nbclient import NotebookClient
@@ -70,16 +82,26 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int) ->
     if isa is not None:
         os.environ.update(ISA_ENV[isa])
     notebook = nbformat.read(path, as_version=4)
-    injected = seed_offset != 0
-    if injected:
-        notebook.cells.insert(0, nbformat.v4.new_code_cell(SEED_OFFSET_CELL.format(offset=seed_offset)))
+    injected = []
+    for name in shift_seed_of if seed_offset else ():
+        definition = next((index for index, cell in enumerate(notebook.cells)
+                           if cell.cell_type == "code" and f"def {name}(" in cell.source), None)
+        if definition is None:
+            raise ValueError(f"--shift-seed-of {name}: no code cell of {path} defines {name}()")
+        cell = nbformat.v4.new_code_cell(SEED_ARGUMENT_CELL.format(name=name, offset=seed_offset))
+        notebook.cells.insert(definition + 1, cell)
+        injected.append(cell)
+    if seed_offset:
+        cell = nbformat.v4.new_code_cell(SEED_OFFSET_CELL.format(offset=seed_offset))
+        notebook.cells.insert(0, cell)
+        injected.append(cell)
     client = NotebookClient(notebook, timeout=1800, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    if injected:
-        notebook.cells.pop(0)
+    injected_ids = {cell.id for cell in injected}
+    notebook.cells = [cell for cell in notebook.cells if cell.get("id") not in injected_ids]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / path.name).write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
     return seconds
@@ -98,10 +120,20 @@ def cell_text(cell: dict) -> str:
     return "".join("".join(part) if isinstance(part, list) else part for part in parts)
 
 
+def run_cells(path: Path, base: list[dict]) -> list[dict]:
+    """The cells of the executed copy ``path`` lined up with ``base``: by cell id, so that a cell added to or removed
+    from the stored notebook after the run does not shift the rest (an empty cell where the run has no such id)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    by_id = {cell.get("id"): cell for cell in cells}
+    if all(cell.get("id") for cell in base):
+        return [by_id.get(cell["id"], {"cell_type": cell["cell_type"], "outputs": []}) for cell in base]
+    return cells
+
+
 def report(stored: Path, runs: list[Path]) -> list[str]:
     """Per code cell whose text differs in some run: the stored text and, per number, the values seen."""
     base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
-    others = [json.loads((run / stored.name).read_text(encoding="utf-8"))["cells"] for run in runs]
+    others = [run_cells(run / stored.name, base) for run in runs]
     lines = []
     for index, cell in enumerate(base):
         if cell["cell_type"] != "code":
@@ -129,7 +161,7 @@ def report(stored: Path, runs: list[Path]) -> list[str]:
 def margins(stored: Path, runs: list[Path]) -> list[str]:
     """Per toleranced result of ``stored``: the values the runs printed and the share of the tolerance used."""
     base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
-    others = [json.loads((run / stored.name).read_text(encoding="utf-8"))["cells"] for run in runs]
+    others = [run_cells(run / stored.name, base) for run in runs]
     lines = []
     for index, cell in enumerate(base):
         stored_text = cell_text(cell) if cell["cell_type"] == "code" else ""
@@ -159,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--isa", choices=sorted(ISA_ENV))
     run.add_argument("--seed-offset", type=int, default=0)
+    run.add_argument("--shift-seed-of", action="append", default=[], metavar="FUNCTION",
+                     help="with --seed-offset: also add the offset to the seed argument of calls of FUNCTION")
     show = commands.add_parser("report", help="compare a stored notebook with executed copies")
     show.add_argument("stored", type=Path)
     show.add_argument("runs", nargs="+", type=Path)
@@ -170,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = args.paths or (chapter_notebooks() if args.all else [])
         if not paths:
             parser.error("name notebooks, or pass --all")
+        if args.shift_seed_of and not args.seed_offset:
+            parser.error("--shift-seed-of needs a non-zero --seed-offset")
         for path in paths:
-            seconds = run_variant(path, args.out, args.isa, args.seed_offset)
+            seconds = run_variant(path, args.out, args.isa, args.seed_offset, tuple(args.shift_seed_of))
             print(f"{path} -> {args.out / path.name}: {seconds:.0f} s", flush=True)
         return 0
     lines = report(args.stored, args.runs) if args.command == "report" else margins(args.stored, args.runs)
