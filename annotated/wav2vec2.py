@@ -946,7 +946,7 @@ def transcribe(
     return texts, log_probs
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 51
+# %% notebooks/05_wav2vec2.ipynb cell 52
 class NGramLM:
     """A word n-gram language model with interpolated absolute discounting, trained on transcripts.
 
@@ -1078,7 +1078,7 @@ def ctc_prefix_beam_search(
     return tokenizer.decode(best[0])
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 55
+# %% notebooks/05_wav2vec2.ipynb cell 56
 def chunked_logits(
     model: Wav2Vec2ForCTC,
     waveform,
@@ -1121,7 +1121,7 @@ def chunked_logits(
     return torch.cat(pieces)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 62
+# %% notebooks/05_wav2vec2.ipynb cell 63
 def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, decay: float = 0.995) -> float:
     """The paper's schedule: ``max(end, start * decay**step)``."""
     return max(end, start * decay**step)
@@ -1139,7 +1139,7 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 69
+# %% notebooks/05_wav2vec2.ipynb cell 70
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 
