@@ -14,6 +14,7 @@ def executed_notebook() -> dict:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata.update({"widgets": {"state": {}}, "colab": {"provenance": []}, "accelerator": "GPU"})
     notebook.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    notebook.metadata["annotated"] = {"outputs_computed_under": {"cpu_capability": "avx2", "machine": "x86_64"}}
     first = nbformat.v4.new_code_cell("print(1)", execution_count=1)
     first.metadata.update({"execution": {"iopub.execute_input": "2026-01-01"}, "tags": ["nbval-skip"], "colab": {}})
     first.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
@@ -29,7 +30,7 @@ def executed_notebook() -> dict:
 
 def test_normalisation_drops_volatile_metadata_and_keeps_outputs():
     normalized = normalize_notebook(executed_notebook())
-    assert set(normalized["metadata"]) == {"kernelspec", "language_info"}
+    assert set(normalized["metadata"]) == {"kernelspec", "language_info", "annotated"}
     assert normalized["metadata"]["language_info"] == {"name": "python"}
     first, widget, _ = normalized["cells"]
     assert first["metadata"] == {"tags": ["nbval-skip"]}
@@ -57,6 +58,10 @@ def test_check_rejects_unnormalised_out_of_order_and_error_outputs(tmp_path):
     assert any("execution count 5, expected 2" in p for p in problems_in(path))
 
     good["cells"][1]["execution_count"] = 2
+    unrecorded = {**good, "metadata": {key: value for key, value in good["metadata"].items() if key != "annotated"}}
+    path.write_text(dumps(unrecorded))
+    assert any("does not record the CPU capability" in p for p in problems_in(path))
+
     good["cells"][1]["outputs"] = [{"output_type": "error", "ename": "E", "evalue": "", "traceback": []}]
     path.write_text(dumps(good))
     assert any("stored output is an error" in p for p in problems_in(path))

@@ -154,3 +154,31 @@ def test_a_cell_whose_output_is_ignored_asserts_something(path):
         shows_something = bool(cell.get("outputs"))
         if ignored and shows_something:
             assert "assert " in source or "raise " in source, f"{path.name} cell {index} ignores its output unchecked"
+
+
+def calls_followed_by_a_percent_sign(source: str, function: str = "toleranced") -> list[str]:
+    """Each ``function(...)`` call in ``source`` whose text is followed by ``%`` (as in ``f"{toleranced(x, 0.5)}%"``)."""
+    found = []
+    for start in (i for i in range(len(source)) if source.startswith(f"{function}(", i)):
+        depth, end = 0, start + len(function)
+        for end in range(start + len(function), len(source)):
+            depth += {"(": 1, ")": -1}.get(source[end], 0)
+            if depth == 0:
+                break
+        if source[end + 1:end + 3].lstrip("}")[:1] == "%":
+            found.append(source[start:end + 3])
+    return found
+
+
+def test_the_percent_guard_finds_an_absolute_tolerance_printed_before_a_percent_sign():
+    assert calls_followed_by_a_percent_sign('print(f"WER {toleranced(wer * 100, 2.0, digits=1)}%")') == [
+        'toleranced(wer * 100, 2.0, digits=1)}%']
+    assert calls_followed_by_a_percent_sign('print(f"WER {toleranced(wer, "10%")} ({n} clips)")') == []
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_no_absolute_tolerance_is_printed_before_a_percent_sign(path):
+    """``3.5 ± 0.5%`` reads as a relative tolerance of 0.5%: a relative one must be asked for as ``"10%"``."""
+    for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        if cell["cell_type"] == "code":
+            assert calls_followed_by_a_percent_sign(cell_source(cell)) == [], f"{path.name} cell {index}"

@@ -9,6 +9,9 @@ Usage::
 
 Outputs and execution counts are kept. What changes from run to run without changing a result is dropped:
 widget state, timing metadata, Colab provenance, the Python patch version, widget views whose state is gone.
+What computed the outputs is recorded in the notebook's metadata (``annotated.outputs_computed_under``: PyTorch's
+CPU capability, the machine, torch's version), so that CI can validate them under another instruction set
+(``tools/isa.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from tools.isa import METADATA_KEY, RECORD_KEY, execution_record, stored_capability, torch_capability
 from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks, cell_source
 
-KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info", METADATA_KEY}
 KEPT_CELL_METADATA = {"tags"}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 DROPPED_OUTPUT_DATA = {"application/vnd.jupyter.widget-view+json"}
@@ -81,6 +85,8 @@ def execute(path: Path) -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    # The kernel inherited this process's environment, so a fresh process with it dispatches to the same kernels.
+    notebook.metadata[METADATA_KEY] = {RECORD_KEY: execution_record(torch_capability())}
     path.write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
     return seconds
 
@@ -98,6 +104,10 @@ def problems_in(path: Path) -> list[str]:
     problems = []
     if dumps(normalize_notebook(notebook)) != text:
         problems.append(f"{path}: not normalised; run `python -m tools.nbexec --normalize {path}`")
+    try:
+        stored_capability(notebook, str(path))
+    except ValueError as missing:
+        problems.append(str(missing))
     expected_count = 1
     for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "code" or not cell_source(cell).strip():

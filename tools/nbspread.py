@@ -12,7 +12,8 @@ Usage::
     python -m tools.nbspread report notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
     python -m tools.nbspread margins notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
 
-``--isa`` sets ``ATEN_CPU_CAPABILITY`` (and, for avx2, ``MKL_ENABLE_INSTRUCTIONS=AVX2``) for the kernel.
+``--isa`` sets ``ATEN_CPU_CAPABILITY`` (and oneMKL's ``MKL_ENABLE_INSTRUCTIONS``) for the kernel, as
+``tools.isa.CAPABILITY_ENV`` says.
 ``--seed-offset k`` adds ``k`` to every seed the notebook passes to ``annotated.utils.seed_everything``, through a
 cell injected before the first one (the notebook itself is not changed); seeds a chapter draws elsewhere (data
 generators, environments) stay as they are, so the spread it measures is that of initialisation and sampling.
@@ -36,16 +37,12 @@ import sys
 import time
 from pathlib import Path
 
+from tools.isa import CAPABILITY_ENV, ISA_VARIABLES
 from tools.kernel_env import apply_kernel_env
 from tools.nbexec import dumps, normalize_notebook
 from tools.nbexport import cell_source, chapter_notebooks
 from tools.tolerance import TOLERANCED, toleranced_results
 
-ISA_ENV = {
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "avx512": {"ATEN_CPU_CAPABILITY": "avx512"},
-    "default": {"ATEN_CPU_CAPABILITY": "default"},
-}
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 SEED_OFFSET_CELL = """\
@@ -77,10 +74,10 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
     from nbclient import NotebookClient
 
     apply_kernel_env()
-    for name in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS"):
+    for name in ISA_VARIABLES:
         os.environ.pop(name, None)
     if isa is not None:
-        os.environ.update(ISA_ENV[isa])
+        os.environ.update(CAPABILITY_ENV[isa])
     notebook = nbformat.read(path, as_version=4)
     injected = []
     for name in shift_seed_of if seed_offset else ():
@@ -189,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("paths", nargs="*", type=Path)
     run.add_argument("--all", action="store_true")
     run.add_argument("--out", type=Path, required=True)
-    run.add_argument("--isa", choices=sorted(ISA_ENV))
+    run.add_argument("--isa", choices=sorted(CAPABILITY_ENV))
     run.add_argument("--seed-offset", type=int, default=0)
     run.add_argument("--shift-seed-of", action="append", default=[], metavar="FUNCTION",
                      help="with --seed-offset: also add the offset to the seed argument of calls of FUNCTION")
