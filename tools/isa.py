@@ -42,7 +42,8 @@ CAPABILITY_ENV: dict[str, dict[str, str]] = {
 }
 # From the most capable down; a machine runs its own capability and every one after it.
 X86_CAPABILITIES = ("avx512", "avx2", "default")
-ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+# Every variable some capability sets, so that a run can clear them all before setting its own.
+ISA_VARIABLES = tuple(sorted({name for env in CAPABILITY_ENV.values() for name in env}))
 
 
 def torch_capability(env: Mapping[str, str] | None = None) -> str:
