@@ -9,6 +9,8 @@ Usage::
 
     python -m tools.nbspread run --out _build/spread/avx2 --isa avx2 notebooks/02_reformer.ipynb
     python -m tools.nbspread run --out _build/spread/seed1 --seed-offset 1 --all
+    python -m tools.nbspread run --out _build/spread/draws --sampling-draws 20 --all
+    python -m tools.nbspread summary _build/spread/seed1 _build/spread/draws
     python -m tools.nbspread report notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
     python -m tools.nbspread margins notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
 
@@ -20,7 +22,17 @@ generators, environments) stay as they are, so the spread it measures is that of
 A chapter whose training function takes its seed as an argument (``fine_tune(..., seed=0)`` in the warm-starting
 chapter) ignores that; ``--shift-seed-of fine_tune`` also adds the offset to the ``seed`` argument of every later
 call of that function, through a wrapper cell injected after the cell that defines it.
+Training functions that take their seed as an argument are listed per chapter in ``SEED_ARGUMENT_FUNCTIONS`` and
+shifted the same way with every ``--seed-offset``.
 The stored notebooks are never written.
+
+Every run writes, beside each executed copy, ``<chapter>.json``: the cells that raised (an assertion that fails
+under some seed is wrong, whatever machine stored the outputs) and the sampling sweeps; ``run`` exits 1 when a cell
+raised, and ``summary`` tabulates the records of several runs. ``--sampling-draws N`` runs each sampling assertion
+of ``SAMPLING_SWEEPS`` under N sampling seeds (every literal ``manual_seed(k)`` and ``seed=k`` of its cells moved by
+1 .. N-1, then the cells themselves), each draw from the same random state, recording whether it raised and the
+values it asserts on, so that a threshold is set from the distribution of what it bounds. The rest of the notebook
+then computes exactly what a plain run computes.
 
 ``report`` lines up every number that moved; ``margins`` looks only at the results a chapter prints as
 ``value ± tolerance`` and says, per result, the largest difference the runs showed and which share of the
