@@ -101,7 +101,20 @@ SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
         "len(failed)"))],
     "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
-    "03_encoder_decoder.ipynb": [(("af4feb4c",), ("cool_agreement", "hot_agreement"))],
+    "03_encoder_decoder.ipynb": [
+        (("af4feb4c",), ("cool_agreement", "hot_agreement")),
+        (("d3c009c0",), (
+            "max(reports[n]['repeated 4-grams'] for n in sampled)",
+            "max(reports[n]['ends in a loop'] for n in sampled)",
+            "min(reports[n]['distinct-2'] for n in sampled) / reports['greedy']['distinct-2']",
+            "max(reports[n]['log p per word'] for n in sampled) - reports['greedy']['log p per word']",
+            "reports['top-p 0.92']['log p per word'] - reports['sampling, T=1']['log p per word']",
+            "reports['sampling, T=0.7']['log p per word'] - reports['top-p 0.92']['log p per word']")),
+        (("d3c011c0",), (
+            "min(b['distinct-2'] - a['distinct-2'] for r in (by_temperature, by_k, by_p) for a, b in zip(r, r[1:]))",
+            "min(a['log p per word'] - b['log p per word'] for r in (by_temperature, by_k, by_p) for a, b in zip(r, r[1:]))",
+            "min(r[0]['repeated 4-grams'] - 3 * r[-1]['repeated 4-grams'] for r in (by_temperature, by_k, by_p))")),
+    ],
     "07_policy_gradients_ppo.ipynb": [(("831107d6",), ("fresh_mean", "untrained_median", "untrained_means.max()", "long_episode_share"))],
 }
 
