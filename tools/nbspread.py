@@ -94,12 +94,12 @@ SEED_ARGUMENT_FUNCTIONS: dict[str, tuple[str, ...]] = {
 # from the measured distribution of what it bounds.
 SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "01_ddpm.ipynb": [(("c44c753e", "03155c6b", "002d1312", "e1938d70"), (
-        "reports['trained (EMA), DDPM 300']['confident'] / real['confident']",
-        "reports['trained (EMA), DDIM 100']['confident'] / real['confident']",
-        "reports['trained (EMA), DDIM 50']['confident'] / real['confident']",
-        "max(reports[n]['imbalance'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50'])",
-        "max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
-        "len(failed)"))],
+        "DDPM confident/real: reports['trained (EMA), DDPM 300']['confident'] / real['confident']",
+        "DDIM100 confident/real: reports['trained (EMA), DDIM 100']['confident'] / real['confident']",
+        "DDIM50 confident/real: reports['trained (EMA), DDIM 50']['confident'] / real['confident']",
+        "worst imbalance: max(reports[n]['imbalance'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50'])",
+        "worst MMD/noise: max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
+        "untrained fails: len(failed)"))],
     "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
     "03_encoder_decoder.ipynb": [
         (("af4feb4c",), ("cool_agreement", "hot_agreement")),
@@ -134,9 +134,9 @@ _sweep_torch.set_rng_state(_sweep_state[2])
 MEASURE = """\
 import json as _sweep_json
 _sweep_values = {{}}
-for _sweep_name in {names!r}:
+for _sweep_name, _sweep_expression in {names!r}:
     try:
-        _sweep_values[_sweep_name] = float(eval(_sweep_name))
+        _sweep_values[_sweep_name] = float(eval(_sweep_expression))
     except Exception as _sweep_error:
         _sweep_values[_sweep_name] = None
 print(_sweep_json.dumps(_sweep_values))
@@ -147,6 +147,12 @@ def shift_sampling_seeds(source: str, shift: int) -> str:
     """``source`` with every literal seed of a random draw moved by ``shift``: ``manual_seed(N)`` and ``seed=N``
     become ``N + shift``."""
     return SEED_LITERAL.sub(lambda m: f"{m.group('call')}{m.group('seed')} + {shift}", source)
+
+
+def measure_label(measure: str) -> tuple[str, str]:
+    """``"label: expression"`` (or a bare expression, its own label) as ``(label, expression)``."""
+    label, separator, expression = measure.partition(": ")
+    return (label, expression) if separator else (measure, measure)
 
 
 def _cell_error(cell: dict) -> str | None:
@@ -186,7 +192,7 @@ def sweep(client, cells: list, index: int, measures: tuple[str, ...], draws: int
             run = cell if shift == 0 and last else nbformat.v4.new_code_cell(shift_sampling_seeds(cell_source(cell), shift))
             client.execute_cell(run, index, store_history=shift == 0 and last)
             errors.append(_cell_error(run))
-        measured = cell_text(_run_snippet(client, MEASURE.format(names=list(measures)), index)).strip()
+        measured = cell_text(_run_snippet(client, MEASURE.format(names=[measure_label(m) for m in measures]), index)).strip()
         values = json.loads(measured.splitlines()[-1]) if measured.startswith("{") else {}
         results.append({"sampling_seed_shift": shift, "raised": next((e for e in errors if e), None),
                          "measures": values})
@@ -340,6 +346,9 @@ def summary(runs: list[Path]) -> list[str]:
             record = json.loads(record_path.read_text(encoding="utf-8"))
             raised = "; ".join(f"cell {r['cell']} ({r['id']}): {r['error']}" for r in record["raised"]) or "none"
             lines.append(f"| {run} | {record['notebook']} | {record['seconds']} | {raised} |")
+    # records written before a measure had a label carry its expression
+    labels = {measure_label(m)[1]: measure_label(m)[0]
+              for sweeps in SAMPLING_SWEEPS.values() for _, measures in sweeps for m in measures}
     sweep_lines = []
     for run, paths in records.items():
         for record_path in paths:
@@ -350,7 +359,8 @@ def summary(runs: list[Path]) -> list[str]:
                 for name in draws[0]["measures"] if draws else []:
                     values = sorted(d["measures"][name] for d in draws if d["measures"].get(name) is not None)
                     if values:
-                        ranges.append(f"{name} {values[0]:.4g} .. {values[len(values) // 2]:.4g} .. {values[-1]:.4g}")
+                        ranges.append(f"{labels.get(name, name)} {values[0]:.4g} .. {values[len(values) // 2]:.4g}"
+                                      f" .. {values[-1]:.4g}")
                 sweep_lines.append(f"| {run} | {record['notebook']} {cell_id} | {len(draws) - len(failed)}/{len(draws)}"
                                    f"{' (raised at shifts ' + str(failed) + ')' if failed else ''} | "
                                    f"{'; '.join(ranges)} |")
