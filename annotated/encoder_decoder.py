@@ -5,7 +5,7 @@
 """The Annotated Encoder-Decoder"""
 
 
-__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'config_from_bert', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'ban_tokens', 'greedy_search', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'ProbabilityTree', 'TRANSLATION_SPECIALS', 'TranslationConfig', 'WMT16_FULL', 'translation_pairs', 'load_translation_data', 'model_configs_from_checkpoint', 'train_subword_tokenizer', 'encode_sentences', 'translation_batches', 'translate', 'train_translation']
+__all__ = ['attention', 'AttentionOutput', 'MultiHeadAttention', 'padding_mask', 'causal_mask', 'TransformerConfig', 'Embeddings', 'FeedForward', 'EncoderLayer', 'init_bert_weights', 'Encoder', 'KVCache', 'DecoderLayer', 'LMHead', 'DecoderOutput', 'Decoder', 'shift_tokens_right', 'token_cross_entropy', 'Seq2SeqOutput', 'EncoderDecoderModel', 'ModelDecodingState', 'config_from_bert', 'encoder_from_transformers', 'decoder_from_transformers', 'encoder_decoder_from_transformers', 'NOUNS', 'ANIMATE', 'ADJECTIVES', 'VERBS', 'PRONOUNS', 'MODALS', 'HABEN', 'ADVERBS', 'noun_phrase', 'Sentence', 'random_sentence', 'ToyCorpus', 'make_toy_corpus', 'Vocabulary', 'detokenize', 'DecodingState', 'Seq2SeqGenerator', 'penalize_repetitions', 'ban_tokens', 'greedy_search', 'ProbabilityTree', 'BeamSearchOutput', 'beam_search', 'top_k_filter', 'top_p_filter', 'sample', 'TRANSLATION_SPECIALS', 'TranslationConfig', 'WMT16_FULL', 'translation_pairs', 'load_translation_data', 'model_configs_from_checkpoint', 'train_subword_tokenizer', 'encode_sentences', 'translation_batches', 'translate', 'train_translation']
 
 
 # %% notebooks/03_encoder_decoder.ipynb cell 5
@@ -922,12 +922,31 @@ class Seq2SeqGenerator(Protocol):
     ) -> DecodingState: ...
 
 
+def penalize_repetitions(tokens: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al. 2019), as ``transformers``' ``repetition_penalty``: the score of every
+    token already in ``tokens`` (N, t) is divided by ``penalty`` where positive and multiplied by it where negative,
+    so that ``penalty > 1`` always makes a seen token less likely. ``scores`` is (N, V); 1.0 changes nothing."""
+    if not penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1.0 = no penalty), got {penalty}")
+    if penalty == 1.0:
+        return scores
+    seen = scores.gather(1, tokens)
+    return scores.scatter(1, tokens, torch.where(seen < 0, seen * penalty, seen / penalty))
+
+
 def ban_tokens(
-    tokens: torch.Tensor, scores: torch.Tensor, eos_token_id: int, min_length: int = 0, no_repeat_ngram_size: int = 0
+    tokens: torch.Tensor,
+    scores: torch.Tensor,
+    eos_token_id: int,
+    min_length: int = 0,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> torch.Tensor:
-    """Set to -inf the scores of tokens that are not allowed next: EOS before ``min_length`` tokens (start included),
-    and any token that would repeat an n-gram of size ``no_repeat_ngram_size`` already in the prefix."""
-    scores = scores.clone()
+    """The rules every decoding method applies to the next-token scores (N, V) of the prefixes ``tokens`` (N, t), in
+    ``transformers``' order: the ``repetition_penalty`` (``penalize_repetitions``), then -inf for tokens that are not
+    allowed next: EOS before ``min_length`` tokens (start included), and any token that would repeat an n-gram of size
+    ``no_repeat_ngram_size`` already in the prefix."""
+    scores = penalize_repetitions(tokens, scores, repetition_penalty).clone()
     if tokens.shape[1] < min_length:
         scores[:, eos_token_id] = -math.inf
     n = no_repeat_ngram_size
@@ -947,6 +966,24 @@ def _check_lengths(max_length: int, min_length: int) -> None:
         raise ValueError(f"min_length must be in [0, max_length={max_length}], got {min_length}")
 
 
+def _start_tokens(
+    model: Seq2SeqGenerator, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor | None, max_length: int
+) -> torch.Tensor:
+    """The decoder tokens generation continues: the start token alone, or a prompt ``decoder_input_ids`` (B, P) that
+    begins with it (as ``transformers``' ``decoder_input_ids``; prompts of one batch have one length, no padding)."""
+    batch = input_ids.shape[0]
+    if decoder_input_ids is None:
+        return torch.full((batch, 1), model.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+    if decoder_input_ids.ndim != 2 or decoder_input_ids.shape[0] != batch:
+        raise ValueError(f"expected decoder_input_ids of shape (batch={batch}, prompt), got {tuple(decoder_input_ids.shape)}")
+    if not bool((decoder_input_ids[:, 0] == model.decoder_start_token_id).all()):
+        raise ValueError(f"decoder_input_ids must begin with the start token {model.decoder_start_token_id}, got "
+                         f"first tokens {decoder_input_ids[:, 0].tolist()}")
+    if decoder_input_ids.shape[1] >= max_length:
+        raise ValueError(f"a prompt of {decoder_input_ids.shape[1]} tokens leaves nothing to generate with max_length={max_length}")
+    return decoder_input_ids.long()
+
+
 # %% notebooks/03_encoder_decoder.ipynb cell 52
 @torch.no_grad()
 def greedy_search(
@@ -957,172 +994,29 @@ def greedy_search(
     max_length: int = 32,
     min_length: int = 0,
     no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
+    decoder_input_ids: torch.Tensor | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Pick the most probable next token until EOS or ``max_length`` tokens (start token included).
+    """Pick the most probable next token until EOS or ``max_length`` tokens (start token and prompt included).
 
-    Returns (B, T) decoder tokens starting with the start token; rows that finished early are padded.
+    Returns (B, T) decoder tokens starting with the start token (and the prompt ``decoder_input_ids``, if given);
+    rows that finished early are padded. ``ban_tokens`` says what the other options do.
     """
     _check_lengths(max_length, min_length)
+    tokens = _start_tokens(model, input_ids, decoder_input_ids, max_length)
     state = model.start_decoding(input_ids, attention_mask, use_cache)  # the encoder runs here, once
-    tokens = torch.full((input_ids.shape[0], 1), model.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
     finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     while tokens.shape[1] < max_length and not finished.all():
-        scores = ban_tokens(tokens, state.next_logits(tokens), model.eos_token_id, min_length, no_repeat_ngram_size)
+        scores = ban_tokens(tokens, state.next_logits(tokens), model.eos_token_id, min_length, no_repeat_ngram_size,
+                            repetition_penalty)
         next_token = scores.argmax(dim=-1).masked_fill(finished, model.pad_token_id)
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         finished |= next_token == model.eos_token_id
     return tokens
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 57
-@dataclass
-class BeamSearchOutput:
-    """Sequences (B * num_return_sequences, T) and their length-normalised scores (log-probability / length**penalty)."""
-
-    sequences: torch.Tensor
-    scores: torch.Tensor
-
-
-@torch.no_grad()
-def beam_search(
-    model: Seq2SeqGenerator,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    *,
-    num_beams: int = 4,
-    max_length: int = 32,
-    min_length: int = 0,
-    length_penalty: float = 1.0,
-    early_stopping: bool | str = False,
-    num_return_sequences: int = 1,
-    no_repeat_ngram_size: int = 0,
-    use_cache: bool = True,
-) -> BeamSearchOutput:
-    """Keep the ``num_beams`` most probable prefixes at every step; finished hypotheses compete on
-    ``sum log p / generated_length ** length_penalty``.
-
-    ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False stops when no running beam can
-    beat the worst finished one at its current length; "never" (with a positive penalty) assumes beams could grow
-    to ``max_length``. These are the rules of ``transformers``' beam search, so both give the same sequences.
-    """
-    _check_lengths(max_length, min_length)
-    if num_beams < 1 or not 1 <= num_return_sequences <= num_beams:
-        raise ValueError(f"need num_beams >= 1 and 1 <= num_return_sequences <= num_beams, got {num_beams}, {num_return_sequences}")
-    if early_stopping not in (True, False, "never"):
-        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
-    batch, beams, device = input_ids.shape[0], num_beams, input_ids.device
-    state = model.start_decoding(input_ids, attention_mask, use_cache)
-    state.reorder(torch.arange(batch, device=device).repeat_interleave(beams))
-    running = torch.full((batch, beams, 1), model.decoder_start_token_id, dtype=torch.long, device=device)
-    running_scores = torch.zeros(batch, beams, device=device)
-    running_scores[:, 1:] = -1e9  # all beams start identical: only the first may expand at step one
-    done_tokens = torch.full((batch, beams, max_length), model.pad_token_id, dtype=torch.long, device=device)
-    done_scores = torch.full((batch, beams), -1e9, device=device)
-    done_lengths = torch.ones(batch, beams, dtype=torch.long, device=device)
-    is_done = torch.zeros(batch, beams, dtype=torch.bool, device=device)
-    improvable = torch.ones(batch, dtype=torch.bool, device=device)
-    in_top_beams = torch.arange(2 * beams, device=device) < beams
-    length = 1
-    while True:
-        flat = rearrange(running, "b k t -> (b k) t")
-        log_probs = ban_tokens(flat, state.next_logits(flat).float().log_softmax(-1), model.eos_token_id, min_length, no_repeat_ngram_size)
-        vocab = log_probs.shape[-1]
-        total = rearrange(log_probs, "(b k) v -> b k v", k=beams) + running_scores[..., None]
-        cand_scores, cand_index = rearrange(total, "b k v -> b (k v)").topk(2 * beams, dim=-1)
-        cand_beam, cand_token = cand_index // vocab, cand_index % vocab
-        cand_tokens = torch.cat([running.gather(1, repeat(cand_beam, "b c -> b c t", t=length)), cand_token[..., None]], -1)
-        stops = (cand_token == model.eos_token_id) | (length + 1 >= max_length)
-        # the best `beams` candidates that did not stop keep running
-        alive_scores = cand_scores - 1e9 * stops.float()
-        keep = alive_scores.topk(beams, dim=-1).indices
-        running = cand_tokens.gather(1, repeat(keep, "b k -> b k t", t=length + 1))
-        running_scores = alive_scores.gather(1, keep)
-        origin = cand_beam.gather(1, keep)
-        # stopped candidates among the top `beams` join the finished hypotheses if they are good enough
-        closed = ~improvable | (is_done.all(-1) & (early_stopping is True))
-        eligible = stops & in_top_beams & ~closed[:, None]
-        normalised = torch.where(eligible, cand_scores / ((length + 1 - 1) ** length_penalty), torch.full_like(cand_scores, -1e9))
-        padded = F.pad(cand_tokens, (0, max_length - length - 1), value=model.pad_token_id)
-        merged_scores = torch.cat([done_scores, normalised], 1)
-        best = merged_scores.topk(beams, dim=-1).indices
-        done_scores = merged_scores.gather(1, best)
-        done_tokens = torch.cat([done_tokens, padded], 1).gather(1, repeat(best, "b k -> b k t", t=max_length))
-        done_lengths = torch.cat([done_lengths, torch.full_like(cand_token, length + 1)], 1).gather(1, best)
-        is_done = torch.cat([is_done, eligible], 1).gather(1, best)
-        state.reorder(rearrange(origin + torch.arange(batch, device=device)[:, None] * beams, "b k -> (b k)"))
-        length += 1
-        # can a running beam still beat the worst finished hypothesis?
-        hypothetical = max_length - 1 if (early_stopping == "never" and length_penalty > 0) else length - 1
-        best_running = running_scores[:, :1] / (hypothetical**length_penalty)
-        worst_done = torch.where(is_done, done_scores.min(dim=1, keepdim=True).values, torch.full_like(done_scores, -1e9))
-        improvable &= (best_running > worst_done).any(dim=-1)
-        all_closed = bool(is_done.all()) and early_stopping is True
-        if not improvable.any() or all_closed or bool(stops.all()):
-            break
-    sequences = rearrange(done_tokens[:, :num_return_sequences], "b k t -> (b k) t")
-    scores = rearrange(done_scores[:, :num_return_sequences], "b k -> (b k)")
-    longest = int(done_lengths[:, :num_return_sequences].max())
-    return BeamSearchOutput(sequences[:, :longest], scores)
-
-
-# %% notebooks/03_encoder_decoder.ipynb cell 61
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the ``k`` largest logits of every row (ties with the k-th included); ``k <= 0`` keeps all."""
-    if k <= 0 or k >= logits.shape[-1]:
-        return logits
-    kth = logits.topk(k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, -math.inf)
-
-
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep the smallest set of most probable tokens whose probability adds up to at least ``p``."""
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
-    if p == 1.0:
-        return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
-    remove_sorted = mass_before >= p
-    remove = remove_sorted.scatter(-1, order, remove_sorted)
-    return logits.masked_fill(remove, -math.inf)
-
-
-@torch.no_grad()
-def sample(
-    model: Seq2SeqGenerator,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    max_length: int = 32,
-    min_length: int = 0,
-    no_repeat_ngram_size: int = 0,
-    generator: torch.Generator | None = None,
-    use_cache: bool = True,
-) -> torch.Tensor:
-    """Draw each next token from the model's distribution, sharpened by ``temperature`` and cut to the ``top_k``
-    tokens and to the nucleus of mass ``top_p`` (in that order). Returns (B, T) tokens like ``greedy_search``."""
-    _check_lengths(max_length, min_length)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use greedy_search for temperature 0), got {temperature}")
-    state = model.start_decoding(input_ids, attention_mask, use_cache)
-    tokens = torch.full((input_ids.shape[0], 1), model.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    while tokens.shape[1] < max_length and not finished.all():
-        scores = ban_tokens(tokens, state.next_logits(tokens).float(), model.eos_token_id, min_length, no_repeat_ngram_size)
-        scores = top_p_filter(top_k_filter(scores / temperature, top_k), top_p)
-        next_token = torch.multinomial(scores.softmax(-1), 1, generator=generator)[:, 0]
-        next_token = next_token.masked_fill(finished, model.pad_token_id)
-        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-        finished |= next_token == model.eos_token_id
-    return tokens
-
-
-# %% notebooks/03_encoder_decoder.ipynb cell 64
+# %% notebooks/03_encoder_decoder.ipynb cell 58
 class ProbabilityTree:
     """A hand-written next-word distribution (a dict from prefixes to ``{word: probability}``), usable with the
     generation functions wherever a model is. Prefixes not in the tree end the sentence."""
@@ -1157,7 +1051,175 @@ class ProbabilityTree:
         return [self.vocabulary[i] for i in tokens.tolist() if i not in (self.pad_token_id, self.eos_token_id)]
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 78
+# %% notebooks/03_encoder_decoder.ipynb cell 62
+@dataclass
+class BeamSearchOutput:
+    """Sequences (B * num_return_sequences, T) and their length-normalised scores (log-probability / length**penalty)."""
+
+    sequences: torch.Tensor
+    scores: torch.Tensor
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2SeqGenerator,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    num_beams: int = 4,
+    max_length: int = 32,
+    min_length: int = 0,
+    length_penalty: float = 1.0,
+    early_stopping: bool | str = False,
+    num_return_sequences: int = 1,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
+    decoder_input_ids: torch.Tensor | None = None,
+    use_cache: bool = True,
+) -> BeamSearchOutput:
+    """Keep the ``num_beams`` most probable prefixes at every step; finished hypotheses compete on
+    ``sum log p / generated_length ** length_penalty``.
+
+    ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False stops when no running beam can
+    beat the worst finished one at its current length; "never" (with a positive penalty) assumes beams could grow
+    to ``max_length``. These are the rules of ``transformers``' beam search, so both give the same sequences.
+    A prompt ``decoder_input_ids`` (B, P) is continued; lengths in the penalty count generated tokens only.
+    """
+    _check_lengths(max_length, min_length)
+    if num_beams < 1 or not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(f"need num_beams >= 1 and 1 <= num_return_sequences <= num_beams, got {num_beams}, {num_return_sequences}")
+    if early_stopping not in (True, False, "never"):
+        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
+    batch, beams, device = input_ids.shape[0], num_beams, input_ids.device
+    prompt = _start_tokens(model, input_ids, decoder_input_ids, max_length)
+    prompt_length = prompt.shape[1]
+    state = model.start_decoding(input_ids, attention_mask, use_cache)
+    state.reorder(torch.arange(batch, device=device).repeat_interleave(beams))
+    running = repeat(prompt, "b t -> b k t", k=beams)
+    running_scores = torch.zeros(batch, beams, device=device)
+    running_scores[:, 1:] = -1e9  # all beams start identical: only the first may expand at step one
+    done_tokens = torch.full((batch, beams, max_length), model.pad_token_id, dtype=torch.long, device=device)
+    done_scores = torch.full((batch, beams), -1e9, device=device)
+    done_lengths = torch.full((batch, beams), prompt_length, dtype=torch.long, device=device)
+    is_done = torch.zeros(batch, beams, dtype=torch.bool, device=device)
+    improvable = torch.ones(batch, dtype=torch.bool, device=device)
+    in_top_beams = torch.arange(2 * beams, device=device) < beams
+    length = prompt_length
+    while True:
+        flat = rearrange(running, "b k t -> (b k) t")
+        log_probs = ban_tokens(flat, state.next_logits(flat).float().log_softmax(-1), model.eos_token_id, min_length,
+                               no_repeat_ngram_size, repetition_penalty)
+        vocab = log_probs.shape[-1]
+        total = rearrange(log_probs, "(b k) v -> b k v", k=beams) + running_scores[..., None]
+        cand_scores, cand_index = rearrange(total, "b k v -> b (k v)").topk(2 * beams, dim=-1)
+        cand_beam, cand_token = cand_index // vocab, cand_index % vocab
+        cand_tokens = torch.cat([running.gather(1, repeat(cand_beam, "b c -> b c t", t=length)), cand_token[..., None]], -1)
+        stops = (cand_token == model.eos_token_id) | (length + 1 >= max_length)
+        # the best `beams` candidates that did not stop keep running
+        alive_scores = cand_scores - 1e9 * stops.float()
+        keep = alive_scores.topk(beams, dim=-1).indices
+        running = cand_tokens.gather(1, repeat(keep, "b k -> b k t", t=length + 1))
+        running_scores = alive_scores.gather(1, keep)
+        origin = cand_beam.gather(1, keep)
+        # stopped candidates among the top `beams` join the finished hypotheses if they are good enough
+        closed = ~improvable | (is_done.all(-1) & (early_stopping is True))
+        eligible = stops & in_top_beams & ~closed[:, None]
+        normalised = torch.where(eligible, cand_scores / ((length + 1 - prompt_length) ** length_penalty), torch.full_like(cand_scores, -1e9))
+        padded = F.pad(cand_tokens, (0, max_length - length - 1), value=model.pad_token_id)
+        merged_scores = torch.cat([done_scores, normalised], 1)
+        best = merged_scores.topk(beams, dim=-1).indices
+        done_scores = merged_scores.gather(1, best)
+        done_tokens = torch.cat([done_tokens, padded], 1).gather(1, repeat(best, "b k -> b k t", t=max_length))
+        done_lengths = torch.cat([done_lengths, torch.full_like(cand_token, length + 1)], 1).gather(1, best)
+        is_done = torch.cat([is_done, eligible], 1).gather(1, best)
+        state.reorder(rearrange(origin + torch.arange(batch, device=device)[:, None] * beams, "b k -> (b k)"))
+        length += 1
+        # can a running beam still beat the worst finished hypothesis?
+        hypothetical = max_length - prompt_length if (early_stopping == "never" and length_penalty > 0) else length - prompt_length
+        best_running = running_scores[:, :1] / (hypothetical**length_penalty)
+        worst_done = torch.where(is_done, done_scores.min(dim=1, keepdim=True).values, torch.full_like(done_scores, -1e9))
+        improvable &= (best_running > worst_done).any(dim=-1)
+        all_closed = bool(is_done.all()) and early_stopping is True
+        if not improvable.any() or all_closed or bool(stops.all()):
+            break
+    sequences = rearrange(done_tokens[:, :num_return_sequences], "b k t -> (b k) t")
+    scores = rearrange(done_scores[:, :num_return_sequences], "b k -> (b k)")
+    longest = int(done_lengths[:, :num_return_sequences].max())
+    return BeamSearchOutput(sequences[:, :longest], scores)
+
+
+# %% notebooks/03_encoder_decoder.ipynb cell 67
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits of every row (ties with the k-th included); ``k <= 0`` keeps all."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, -math.inf)
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of most probable tokens whose probability adds up to at least ``p``."""
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    if p == 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
+    remove_sorted = mass_before >= p
+    remove = remove_sorted.scatter(-1, order, remove_sorted)
+    return logits.masked_fill(remove, -math.inf)
+
+
+@torch.no_grad()
+def sample(
+    model: Seq2SeqGenerator,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_length: int = 32,
+    min_length: int = 0,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
+    num_return_sequences: int = 1,
+    decoder_input_ids: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Draw each next token from the model's distribution, sharpened by ``temperature`` and cut to the ``top_k``
+    tokens and to the nucleus of mass ``top_p`` (in that order, after ``ban_tokens``' rules).
+
+    Returns (B * num_return_sequences, T) tokens like ``greedy_search``, the draws of input ``b`` in rows
+    ``b * num_return_sequences ...``. Without a ``generator`` the draws come from torch's global random state, the one
+    ``transformers``' ``generate`` draws from, so that both draw the same tokens after the same ``torch.manual_seed``.
+    """
+    _check_lengths(max_length, min_length)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (use greedy_search for temperature 0), got {temperature}")
+    if num_return_sequences < 1:
+        raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+    tokens = _start_tokens(model, input_ids, decoder_input_ids, max_length)
+    state = model.start_decoding(input_ids, attention_mask, use_cache)
+    if num_return_sequences > 1:  # every input's rows side by side, encoded once
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device).repeat_interleave(num_return_sequences)
+        state.reorder(rows)
+        tokens = tokens.index_select(0, rows)
+    finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=input_ids.device)
+    while tokens.shape[1] < max_length and not finished.all():
+        scores = ban_tokens(tokens, state.next_logits(tokens).float(), model.eos_token_id, min_length, no_repeat_ngram_size,
+                            repetition_penalty)
+        scores = top_p_filter(top_k_filter(scores / temperature, top_k), top_p)
+        next_token = torch.multinomial(scores.softmax(-1), 1, generator=generator)[:, 0]
+        next_token = next_token.masked_fill(finished, model.pad_token_id)
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+        finished |= next_token == model.eos_token_id
+    return tokens
+
+
+# %% notebooks/03_encoder_decoder.ipynb cell 97
 TRANSLATION_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
 

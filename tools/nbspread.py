@@ -9,6 +9,8 @@ Usage::
 
     python -m tools.nbspread run --out _build/spread/avx2 --isa avx2 notebooks/02_reformer.ipynb
     python -m tools.nbspread run --out _build/spread/seed1 --seed-offset 1 --all
+    python -m tools.nbspread run --out _build/spread/draws --sampling-draws 20 --all
+    python -m tools.nbspread summary _build/spread/seed1 _build/spread/draws
     python -m tools.nbspread report notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
     python -m tools.nbspread margins notebooks/02_reformer.ipynb _build/spread/avx2 _build/spread/seed1
 
@@ -20,7 +22,17 @@ generators, environments) stay as they are, so the spread it measures is that of
 A chapter whose training function takes its seed as an argument (``fine_tune(..., seed=0)`` in the warm-starting
 chapter) ignores that; ``--shift-seed-of fine_tune`` also adds the offset to the ``seed`` argument of every later
 call of that function, through a wrapper cell injected after the cell that defines it.
+Training functions that take their seed as an argument are listed per chapter in ``SEED_ARGUMENT_FUNCTIONS`` and
+shifted the same way with every ``--seed-offset``.
 The stored notebooks are never written.
+
+Every run writes, beside each executed copy, ``<chapter>.json``: the cells that raised (an assertion that fails
+under some seed is wrong, whatever machine stored the outputs) and the sampling sweeps; ``run`` exits 1 when a cell
+raised, and ``summary`` tabulates the records of several runs. ``--sampling-draws N`` runs each sampling assertion
+of ``SAMPLING_SWEEPS`` under N sampling seeds (every literal ``manual_seed(k)`` and ``seed=k`` of its cells moved by
+1 .. N-1, then the cells themselves), each draw from the same random state, recording whether it raised and the
+values it asserts on, so that a threshold is set from the distribution of what it bounds. The rest of the notebook
+then computes exactly what a plain run computes.
 
 ``report`` lines up every number that moved; ``margins`` looks only at the results a chapter prints as
 ``value ± tolerance`` and says, per result, the largest difference the runs showed and which share of the
@@ -39,7 +51,7 @@ from pathlib import Path
 
 from tools.isa import CAPABILITY_ENV, ISA_VARIABLES
 from tools.kernel_env import apply_kernel_env
-from tools.nbexec import dumps, normalize_notebook
+from tools.nbexec import dumps, normalize_notebook, raises_on_purpose
 from tools.nbexport import cell_source, chapter_notebooks
 from tools.tolerance import TOLERANCED, toleranced_results
 
@@ -67,9 +79,132 @@ def {name}(*args, seed=0, **kwargs):
 """
 
 
+# Training functions (or configurations) that take their seed as an argument, per notebook: with ``--seed-offset``
+# the offset is added to the ``seed`` argument of every call made after the cell that defines them, as with
+# ``--shift-seed-of`` (seeds passed to ``seed_everything`` are shifted in every notebook).
+SEED_ARGUMENT_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "04_warm_starting.ipynb": ("fine_tune",),
+    "06_q_learning.ipynb": ("train", "monte_carlo_prediction", "td0_prediction"),
+    "07_policy_gradients_ppo.ipynb": ("DQNConfig", "ReinforceConfig", "PPOConfig"),
+}
+
+# The sampling assertions of the chapters, swept by ``run --sampling-draws N``: per notebook, a list of sweeps. A sweep
+# names the cells that make one draw, in notebook order (the cells that sample, then the cell that asserts), and the
+# expressions (over the kernel's variables after the last cell) recorded per draw, so that each threshold can be set
+# from the measured distribution of what it bounds.
+SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "01_ddpm.ipynb": [(("c44c753e", "03155c6b", "002d1312", "e1938d70"), (
+        "DDPM confident/real: reports['trained (EMA), DDPM 300']['confident'] / real['confident']",
+        "DDIM100 confident/real: reports['trained (EMA), DDIM 100']['confident'] / real['confident']",
+        "DDIM50 confident/real: reports['trained (EMA), DDIM 50']['confident'] / real['confident']",
+        "worst imbalance: max(reports[n]['imbalance'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50'])",
+        "worst MMD/noise: max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
+        "untrained fails: len(failed)"))],
+    "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
+    "03_encoder_decoder.ipynb": [
+        (("af4feb4c",), ("cool_agreement", "hot_agreement")),
+        (("d3c009c0",), (
+            "max(reports[n]['repeated 4-grams'] for n in sampled)",
+            "max(reports[n]['ends in a loop'] for n in sampled)",
+            "min(reports[n]['distinct-2'] for n in sampled) / reports['greedy']['distinct-2']",
+            "max(reports[n]['log p per word'] for n in sampled) - reports['greedy']['log p per word']",
+            "reports['top-p 0.92']['log p per word'] - reports['sampling, T=1']['log p per word']",
+            "reports['sampling, T=0.7']['log p per word'] - reports['top-p 0.92']['log p per word']")),
+        (("d3c011c0",), (
+            "min(b['distinct-2'] - a['distinct-2'] for r in (by_temperature, by_k, by_p) for a, b in zip(r, r[1:]))",
+            "min(a['log p per word'] - b['log p per word'] for r in (by_temperature, by_k, by_p) for a, b in zip(r, r[1:]))",
+            "min(r[0]['repeated 4-grams'] - 3 * r[-1]['repeated 4-grams'] for r in (by_temperature, by_k, by_p))")),
+    ],
+    "07_policy_gradients_ppo.ipynb": [(("831107d6",), ("fresh_mean", "untrained_median", "untrained_means.max()", "long_episode_share"))],
+}
+
+# Sampling seeds only: ``seed_everything`` seeds training and is shifted by ``--seed-offset`` instead.
+SEED_LITERAL = re.compile(r"(?P<call>\bmanual_seed\(\s*|\bseed\s*=\s*)(?P<seed>\d[\d_]*)")
+
+SAVE_RANDOM_STATE = """\
+import random as _sweep_random, numpy as _sweep_numpy, torch as _sweep_torch
+_sweep_state = (_sweep_random.getstate(), _sweep_numpy.random.get_state(), _sweep_torch.get_rng_state())
+"""
+
+RESTORE_RANDOM_STATE = """\
+_sweep_random.setstate(_sweep_state[0]); _sweep_numpy.random.set_state(_sweep_state[1])
+_sweep_torch.set_rng_state(_sweep_state[2])
+"""
+
+MEASURE = """\
+import json as _sweep_json
+_sweep_values = {{}}
+for _sweep_name, _sweep_expression in {names!r}:
+    try:
+        _sweep_values[_sweep_name] = float(eval(_sweep_expression))
+    except Exception as _sweep_error:
+        _sweep_values[_sweep_name] = None
+print(_sweep_json.dumps(_sweep_values))
+"""
+
+
+def shift_sampling_seeds(source: str, shift: int) -> str:
+    """``source`` with every literal seed of a random draw moved by ``shift``: ``manual_seed(N)`` and ``seed=N``
+    become ``N + shift``."""
+    return SEED_LITERAL.sub(lambda m: f"{m.group('call')}{m.group('seed')} + {shift}", source)
+
+
+def measure_label(measure: str) -> tuple[str, str]:
+    """``"label: expression"`` (or a bare expression, its own label) as ``(label, expression)``."""
+    label, separator, expression = measure.partition(": ")
+    return (label, expression) if separator else (measure, measure)
+
+
+def _cell_error(cell: dict) -> str | None:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            lines = [line for line in str(output.get("evalue", "")).splitlines() if line.strip()]
+            return f"{output.get('ename')}: {lines[0][:200] if lines else ''}".rstrip(": ")
+    return None
+
+
+def _run_snippet(client, source: str, index: int) -> dict:
+    """Execute ``source`` in the kernel as a throwaway cell (nbclient puts it at ``index``: the caller restores)."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    client.execute_cell(cell, index, store_history=False)
+    return cell
+
+
+def sweep(client, cells: list, index: int, measures: tuple[str, ...], draws: int) -> list[dict]:
+    """Run the draw made by ``cells`` (the sampling cells, then the asserting cell, which is notebook cell ``index``)
+    under ``draws`` sampling seeds: shifts 1 .. draws-1 on copies, each from the same random state, then shift 0,
+    the cells themselves, so that the kernel goes on exactly as in a plain run (the earlier cells are re-run on
+    copies, which keeps the outputs of their first run). Per draw: the error, if a cell raised, and the value of
+    each expression in ``measures``."""
+    import nbformat
+
+    if not any(SEED_LITERAL.search(cell_source(cell)) for cell in cells):
+        raise ValueError(f"sweep ending in cell {index}: no cell draws with a literal seed (manual_seed(N), seed=N)")
+    _run_snippet(client, SAVE_RANDOM_STATE, index)
+    results = []
+    for shift in [*range(1, draws), 0]:
+        _run_snippet(client, RESTORE_RANDOM_STATE, index)
+        errors = []
+        for position, cell in enumerate(cells):
+            last = position == len(cells) - 1
+            run = cell if shift == 0 and last else nbformat.v4.new_code_cell(shift_sampling_seeds(cell_source(cell), shift))
+            client.execute_cell(run, index, store_history=shift == 0 and last)
+            errors.append(_cell_error(run))
+        measured = cell_text(_run_snippet(client, MEASURE.format(names=[measure_label(m) for m in measures]), index)).strip()
+        values = json.loads(measured.splitlines()[-1]) if measured.startswith("{") else {}
+        results.append({"sampling_seed_shift": shift, "raised": next((e for e in errors if e), None),
+                         "measures": values})
+    client.nb.cells[index] = cells[-1]  # nbclient stores each executed cell at its index; put the real one back
+    return results
+
+
 def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
-                shift_seed_of: tuple[str, ...] = ()) -> float:
-    """Execute ``path`` in a fresh kernel under the variant; write the executed copy to ``out_dir``."""
+                shift_seed_of: tuple[str, ...] = (), sampling_draws: int = 0) -> float:
+    """Execute ``path`` in a fresh kernel under the variant; write the executed copy to ``out_dir`` and, beside it,
+    ``<name>.json``: the cells that raised and, with ``sampling_draws > 1``, every sampling sweep of
+    ``SAMPLING_SWEEPS`` for this notebook (see ``sweep``)."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -80,9 +215,11 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
         os.environ.update(CAPABILITY_ENV[isa])
     notebook = nbformat.read(path, as_version=4)
     injected = []
-    for name in shift_seed_of if seed_offset else ():
+    functions = dict.fromkeys([*SEED_ARGUMENT_FUNCTIONS.get(path.name, ()), *shift_seed_of])
+    for name in functions if seed_offset else ():
+        defines = re.compile(rf"^(?:def|class) {re.escape(name)}\b", re.MULTILINE)
         definition = next((index for index, cell in enumerate(notebook.cells)
-                           if cell.cell_type == "code" and f"def {name}(" in cell.source), None)
+                           if cell.cell_type == "code" and defines.search(cell.source)), None)
         if definition is None:
             raise ValueError(f"--shift-seed-of {name}: no code cell of {path} defines {name}()")
         cell = nbformat.v4.new_code_cell(SEED_ARGUMENT_CELL.format(name=name, offset=seed_offset))
@@ -92,15 +229,33 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
         cell = nbformat.v4.new_code_cell(SEED_OFFSET_CELL.format(offset=seed_offset))
         notebook.cells.insert(0, cell)
         injected.append(cell)
+    by_id = {cell.get("id"): cell for cell in notebook.cells}
+    sweeps = {ids[-1]: (ids, measures) for ids, measures in SAMPLING_SWEEPS.get(path.name, [])}
+    missing = {cell_id for ids, _ in sweeps.values() for cell_id in ids} - set(by_id) if sampling_draws > 1 else set()
+    if missing:
+        raise ValueError(f"SAMPLING_SWEEPS names cells that {path} does not have: {sorted(missing)}")
     client = NotebookClient(notebook, timeout=1800, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
+    swept: dict[str, list[dict]] = {}
     start = time.perf_counter()
-    client.execute()
+    with client.setup_kernel():
+        for index, cell in enumerate(notebook.cells):
+            if sampling_draws > 1 and cell.get("id") in sweeps:
+                ids, measures = sweeps[cell.id]
+                swept["+".join(ids)] = sweep(client, [by_id[i] for i in ids], index, measures, sampling_draws)
+            else:
+                client.execute_cell(cell, index)
     seconds = time.perf_counter() - start
     injected_ids = {cell.id for cell in injected}
     notebook.cells = [cell for cell in notebook.cells if cell.get("id") not in injected_ids]
+    raised = [{"cell": index, "id": cell.get("id"), "error": _cell_error(cell)}
+              for index, cell in enumerate(notebook.cells)
+              if cell.cell_type == "code" and _cell_error(cell) and not raises_on_purpose(cell)]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / path.name).write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
+    summary = {"notebook": path.name, "isa": isa, "seed_offset": seed_offset, "seconds": round(seconds),
+               "raised": raised, "sampling_sweeps": swept}
+    (out_dir / f"{path.stem}.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return seconds
 
 
@@ -179,6 +334,42 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
     return lines
 
 
+def summary(runs: list[Path]) -> list[str]:
+    """The ``<name>.json`` records of ``run``: per run folder and notebook, the cells that raised; then per sampling
+    sweep, how many draws raised and the range of every measured value."""
+    records = {run: sorted(run.glob("*.json")) for run in runs}
+    lines = ["| run | notebook | seconds | cells that raised |", "|---|---|---:|---|"]
+    for run, paths in records.items():
+        if not paths:
+            lines.append(f"| {run} | (no record: was it made by `nbspread run`?) | | |")
+        for record_path in paths:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            raised = "; ".join(f"cell {r['cell']} ({r['id']}): {r['error']}" for r in record["raised"]) or "none"
+            lines.append(f"| {run} | {record['notebook']} | {record['seconds']} | {raised} |")
+    # records written before a measure had a label carry its expression
+    labels = {measure_label(m)[1]: measure_label(m)[0]
+              for sweeps in SAMPLING_SWEEPS.values() for _, measures in sweeps for m in measures}
+    sweep_lines = []
+    for run, paths in records.items():
+        for record_path in paths:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            for cell_id, draws in record.get("sampling_sweeps", {}).items():
+                failed = [d["sampling_seed_shift"] for d in draws if d["raised"]]
+                ranges = []
+                for name in draws[0]["measures"] if draws else []:
+                    values = sorted(d["measures"][name] for d in draws if d["measures"].get(name) is not None)
+                    if values:
+                        ranges.append(f"{labels.get(name, name)} {values[0]:.4g} .. {values[len(values) // 2]:.4g}"
+                                      f" .. {values[-1]:.4g}")
+                sweep_lines.append(f"| {run} | {record['notebook']} {cell_id} | {len(draws) - len(failed)}/{len(draws)}"
+                                   f"{' (raised at shifts ' + str(failed) + ')' if failed else ''} | "
+                                   f"{'; '.join(ranges)} |")
+    if sweep_lines:
+        lines += ["", "| run | sampling cell | draws passed | measured (min .. median .. max) |", "|---|---|---|---|"]
+        lines += sweep_lines
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,23 +381,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed-offset", type=int, default=0)
     run.add_argument("--shift-seed-of", action="append", default=[], metavar="FUNCTION",
                      help="with --seed-offset: also add the offset to the seed argument of calls of FUNCTION")
+    run.add_argument("--sampling-draws", type=int, default=0, metavar="N",
+                     help="run each cell of SAMPLING_SWEEPS under N sampling seeds and record its measures")
     show = commands.add_parser("report", help="compare a stored notebook with executed copies")
     show.add_argument("stored", type=Path)
     show.add_argument("runs", nargs="+", type=Path)
     used = commands.add_parser("margins", help="share of each stated tolerance the runs used")
     used.add_argument("stored", type=Path)
     used.add_argument("runs", nargs="+", type=Path)
+    tally = commands.add_parser("summary", help="which cells raised in each run, and the sampling sweeps")
+    tally.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "summary":
+        print("\n".join(summary(args.runs)))
+        return 0
     if args.command == "run":
         paths = args.paths or (chapter_notebooks() if args.all else [])
         if not paths:
             parser.error("name notebooks, or pass --all")
         if args.shift_seed_of and not args.seed_offset:
             parser.error("--shift-seed-of needs a non-zero --seed-offset")
+        any_raised = False
         for path in paths:
-            seconds = run_variant(path, args.out, args.isa, args.seed_offset, tuple(args.shift_seed_of))
-            print(f"{path} -> {args.out / path.name}: {seconds:.0f} s", flush=True)
-        return 0
+            seconds = run_variant(path, args.out, args.isa, args.seed_offset, tuple(args.shift_seed_of),
+                                  args.sampling_draws)
+            raised = json.loads((args.out / f"{path.stem}.json").read_text(encoding="utf-8"))["raised"]
+            any_raised = any_raised or bool(raised)
+            cells = ", ".join(f"cell {r['cell']} ({r['id']}): {r['error']}" for r in raised) or "no cell raised"
+            print(f"{path} -> {args.out / path.name}: {seconds:.0f} s; {cells}", flush=True)
+        return 1 if any_raised else 0
     lines = report(args.stored, args.runs) if args.command == "report" else margins(args.stored, args.runs)
     print("\n".join(lines))
     return 0
