@@ -9,7 +9,6 @@ import torch
 
 from annotated.encoder_decoder import (
     beam_search,
-    encoder_decoder_from_transformers,
     greedy_search,
     penalize_repetitions,
     sample,
@@ -17,26 +16,13 @@ from annotated.encoder_decoder import (
 
 transformers = pytest.importorskip("transformers")
 
-START, EOS, PAD = 2, 3, 0
-
-
-def bert_config(vocab_size: int, decoder: bool = False) -> "transformers.BertConfig":
-    return transformers.BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=40, initializer_range=0.2, is_decoder=decoder, add_cross_attention=decoder,
-        pad_token_id=PAD,
-    )
+# the same random BERT2BERT pair as the encoder-decoder parity tests
+from tests.test_encoder_decoder import EOS, PAD, START, hf_pair  # noqa: E402,F401  (hf_pair is a fixture)
 
 
 @pytest.fixture(scope="module")
-def pair():
-    torch.manual_seed(0)
-    hf = transformers.EncoderDecoderModel(
-        encoder=transformers.BertModel(bert_config(50)), decoder=transformers.BertLMHeadModel(bert_config(60, decoder=True))
-    ).eval()
-    for config in (hf.config, hf.generation_config):
-        config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = START, EOS, PAD
-    return hf, encoder_decoder_from_transformers(hf).eval()
+def pair(hf_pair):
+    return hf_pair
 
 
 @pytest.fixture(scope="module")
