@@ -52,3 +52,15 @@ def test_chapter_has_a_colab_only_setup_cell_hidden_and_skipped(path):
 @pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_chapter_is_in_the_table_of_contents(path):
     assert f"file: notebooks/{path.stem}\n" in TOC
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_hides_build_cells_and_widget_text_on_the_website(path):
+    # The site is read, not run: the exporter's directive and a widget's placeholder text mean nothing there.
+    # (tools/textcheck.py html checks the built pages; this catches it without building the book.)
+    for index, cell in enumerate(load_cells(path)):
+        source, tags = cell_source(cell), set(cell["metadata"].get("tags", []))
+        if cell["cell_type"] == "code" and source.strip().startswith("#| default_exp") and "\n" not in source.strip():
+            assert "remove-cell" in tags, f"cell {index}: the '#| default_exp' cell needs the tag remove-cell"
+        if cell["cell_type"] == "code" and "widgets.interactive(" in source:
+            assert tags & {"remove-output", "remove-cell"}, f"cell {index}: a widget cell needs the tag remove-output"

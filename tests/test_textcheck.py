@@ -1,0 +1,169 @@
+"""tools/textcheck.py: each checker passes a small good example, fails a planted bad one; audited chapters pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tools.nbexport import REPO_ROOT
+from tools.textcheck import check_html, check_html_page, check_numbers, check_vocabulary, main
+
+# Chapters whose text passes both checkers today; a chapter joins once its audit has fixed every violation
+# (results/text_audit.md lists what each chapter still has).
+AUDITED_CHAPTERS: tuple[str, ...] = ()
+
+CHECKED_HEADING = "## How this chapter is checked"
+
+
+def markdown(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def code(source: str, printed: str = "") -> dict:
+    outputs = [{"name": "stdout", "output_type": "stream", "text": printed}] if printed else []
+    return {"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": outputs, "source": source}
+
+
+def write_notebook(path: Path, cells: list[dict]) -> Path:
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def good_cells() -> list[dict]:
+    """A chapter whose every number has a source and whose story never mentions the build."""
+    return [
+        markdown("# A chapter\n\nA one-line summary."),
+        code("learning_rate = 1e-4\nwarmup = 0.1", printed="held-out WER 0.365\naccuracy 0.953\n"),
+        markdown("We train at a learning rate of 1e-4 with 10% warm-up; the held-out WER is 0.37 (0.365 printed),\n"
+                 "and 95% of the test digits are recognised. Math is out of scope: $\\beta_1 = 0.013$, and so is\n"
+                 "code: `torch==2.13.0`, `0.777`."),
+        markdown("Baevski et al. 2020 report a WER of 1.8 on the clean test set."),
+        markdown("See [the paper](https://arxiv.org/abs/2006.11477): 2.3% with a language model."),
+        markdown(f"{CHECKED_HEADING}\n\nnbval re-runs this notebook on CI within each result's tolerance."),
+        markdown("## Appendix: the machine\n\nOn a busy two-core machine the budget is tight."),
+    ]
+
+
+@pytest.fixture
+def good_notebook(tmp_path: Path) -> Path:
+    return write_notebook(tmp_path / "good.ipynb", good_cells())
+
+
+def test_numbers_pass_when_printed_set_in_code_or_cited(good_notebook):
+    assert check_numbers(good_notebook) == []
+
+
+def test_numbers_fail_on_a_typed_unprinted_decimal(tmp_path):
+    cells = good_cells() + [markdown("Training brings the loss down to 3.04.")]
+    violations = check_numbers(write_notebook(tmp_path / "bad.ipynb", cells))
+    assert [v.cell for v in violations] == [len(cells) - 1] and "'3.04'" in violations[0].message
+
+
+PRINTED = "held-out WER 0.365\naccuracy 0.953\n"
+
+
+@pytest.mark.parametrize("prose", [
+    "the WER is 0.37", "the WER is 0.36",  # 0.365 half up, half to even: the printed text is itself rounded
+    "the WER is 0.4", "the WER is 0.3650",  # fewer digits, or trailing zeros
+    "accuracy is 95%", "accuracy is 95.3 %",  # 100 x a printed fraction
+])
+def test_numbers_rounding_rule_accepts(tmp_path, prose):
+    cells = [code("x = 1", printed=PRINTED), markdown(f"Here {prose}.")]
+    assert check_numbers(write_notebook(tmp_path / "n.ipynb", cells)) == []
+
+
+@pytest.mark.parametrize("prose", [
+    "the WER is 0.38",  # not 0.365 at any rounding
+    "the WER is 0.3651",  # more digits than were printed: a claim nobody printed
+    "accuracy 0.96",  # 0.953 does not round to 0.96
+    "about 12% of the steps",  # an unprinted percentage
+])
+def test_numbers_rounding_rule_rejects(tmp_path, prose):
+    cells = [code("x = 1", printed=PRINTED), markdown(f"Here {prose}.")]
+    assert len(check_numbers(write_notebook(tmp_path / "n.ipynb", cells))) == 1
+
+
+def test_numbers_in_comments_and_strings_are_not_settings(tmp_path):
+    cells = [code('# one step took 0.12 s\nlabel = "0.13"'), markdown("A step takes 0.12 to 0.13 s.")]
+    assert len(check_numbers(write_notebook(tmp_path / "n.ipynb", cells))) == 2
+
+
+def test_a_capitalised_word_before_a_year_is_no_citation(tmp_path):
+    cells = [markdown("In 2020 the loss was 2.5."), markdown("The post's result, **quoted**: 18.22.")]
+    assert len(check_numbers(write_notebook(tmp_path / "n.ipynb", cells))) == 2
+
+
+def test_vocabulary_passes_a_story_that_leaves_the_build_to_the_closing_section(good_notebook):
+    assert check_vocabulary(good_notebook) == []
+
+
+@pytest.mark.parametrize("sentence", [
+    "This notebook runs under nbval.", "Results hold within their tolerances.", "CI re-runs it.",
+    "On AVX-512 the sums differ.", "A two-core machine was busy.", "It fits the chapter's budget.",
+])
+def test_vocabulary_fails_on_build_words_in_the_story(tmp_path, sentence):
+    cells = good_cells()
+    cells.insert(2, markdown(sentence))
+    violations = check_vocabulary(write_notebook(tmp_path / "bad.ipynb", cells))
+    assert violations and {v.cell for v in violations} == {2}, violations
+
+
+def test_vocabulary_section_ends_at_the_next_level_2_heading(tmp_path):
+    cells = [markdown(f"{CHECKED_HEADING}\n\nnbval runs it.\n\n### Details\n\nnbval again.\n\n## Next\n\nnbval.")]
+    violations = check_vocabulary(write_notebook(tmp_path / "n.ipynb", cells))
+    assert len(violations) == 1 and "nbval." in violations[0].message
+
+
+def test_vocabulary_leaves_machine_learning_alone(tmp_path):
+    cells = [markdown("The machine-learning book; the machine learning model.")]
+    assert check_vocabulary(write_notebook(tmp_path / "n.ipynb", cells)) == []
+
+
+GOOD_PAGE = """<html><head><link rel="stylesheet" type="text/css" href="../_static/custom.css?v=1" /></head>
+<body><div class="highlight"><pre><span class="kn">import</span> torch</pre></div></body></html>"""
+
+
+def test_html_passes_a_clean_page():
+    assert check_html_page("notebooks/x.html", GOOD_PAGE) == []
+
+
+@pytest.mark.parametrize("planted, complaint", [
+    ("<pre>interactive(children=(IntSlider(value=0, description=&#39;t&#39;), Output()))</pre>", "widget text"),
+    ('<pre><span class="c1">#| default_exp ddpm</span>\n</pre>', "default_exp"),
+])
+def test_html_fails_on_widget_text_and_default_exp(planted, complaint):
+    problems = check_html_page("notebooks/x.html", GOOD_PAGE.replace("</body>", planted + "</body>"))
+    assert len(problems) == 1 and complaint in problems[0]
+
+
+def test_html_fails_without_the_wrapping_stylesheet():
+    problems = check_html_page("notebooks/x.html", GOOD_PAGE.replace("custom.css", "other.css"))
+    assert len(problems) == 1 and "custom.css" in problems[0]
+
+
+def test_html_of_a_site_without_chapter_pages_fails(tmp_path):
+    assert check_html(tmp_path) != []
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "a.html").write_text(GOOD_PAGE)
+    assert check_html(tmp_path) == []
+
+
+def test_command_line_exit_status(good_notebook, tmp_path, capsys):
+    assert main(["numbers", str(good_notebook)]) == 0
+    bad = write_notebook(tmp_path / "bad.ipynb", [markdown("A loss of 3.04.")])
+    assert main(["numbers", str(bad)]) == 1 and "3.04" in capsys.readouterr().out
+
+
+def test_audited_chapters_exist():
+    for name in AUDITED_CHAPTERS:
+        assert (REPO_ROOT / "notebooks" / f"{name}.ipynb").is_file(), name
+
+
+@pytest.mark.parametrize("name", AUDITED_CHAPTERS)
+def test_audited_chapter_text_is_clean(name):
+    path = REPO_ROOT / "notebooks" / f"{name}.ipynb"
+    violations = check_numbers(path) + check_vocabulary(path)
+    assert not violations, "\n".join(map(str, violations))
