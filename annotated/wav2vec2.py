@@ -5,7 +5,7 @@
 """The Annotated wav2vec 2.0"""
 
 
-__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
+__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 4
@@ -29,7 +29,7 @@ from torch import nn
 from annotated.utils import activation_fn
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 7
+# %% notebooks/05_wav2vec2.ipynb cell 9
 SAMPLING_RATE = 16_000
 
 
@@ -62,7 +62,66 @@ def pad_batch(waveforms, sampling_rate: int, expected_rate: int = SAMPLING_RATE)
     return values, mask
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 11
+# %% notebooks/05_wav2vec2.ipynb cell 13
+@dataclass(frozen=True)
+class Utterance:
+    """One sentence to synthesise: text, eSpeak voice (e.g. ``en-us+f3``), speed in words per minute, pitch 0-99."""
+
+    text: str
+    voice: str
+    rate: int
+    pitch: int
+
+
+GRAMMAR = {
+    "det": ["the", "a", "my", "your"],
+    "adj": ["red", "big", "small", "old", "green", "happy"],
+    "noun": ["cat", "dog", "bird", "fish", "man", "girl", "car", "boat"],
+    "verb": ["sees", "likes", "finds", "takes", "helps", "wants"],
+}
+
+
+def random_sentence(rng: np.random.Generator, grammar: dict[str, list[str]] = GRAMMAR, adjective_prob: float = 0.5) -> str:
+    """``[adj] noun verb det [adj] noun`` from the small grammar, e.g. "red cat sees a dog"."""
+    words = []
+    for part in ("subject", "verb", "object"):
+        if part == "verb":
+            words.append(str(rng.choice(grammar["verb"])))
+            continue
+        if part == "object":
+            words.append(str(rng.choice(grammar["det"])))
+        if rng.random() < adjective_prob:
+            words.append(str(rng.choice(grammar["adj"])))
+        words.append(str(rng.choice(grammar["noun"])))
+    return " ".join(words)
+
+
+def make_corpus_plan(
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    train_voices: Sequence[str] = ("en-us+m1", "en-us+f2", "en+m3", "en+f3", "en-us+m3", "en+f1"),
+    test_voices: Sequence[str] = ("en-us+f4", "en+m2"),
+    rates: tuple[int, int] = (160, 210),
+    pitches: tuple[int, int] = (35, 65),
+) -> tuple[list[Utterance], list[Utterance]]:
+    """Training and held-out utterances: held-out sentences never occur in training and use other voices."""
+    if num_train < 1 or num_test < 0:
+        raise ValueError(f"need num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
+    rng = np.random.default_rng(seed)
+    train, test, seen = [], [], set()
+    while len(train) < num_train:
+        text = random_sentence(rng)
+        train.append(Utterance(text, train_voices[len(train) % len(train_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
+        seen.add(text)
+    while len(test) < num_test:
+        text = random_sentence(rng)
+        if text not in seen:
+            test.append(Utterance(text, test_voices[len(test) % len(test_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
+    return train, test
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 15
 _ESPEAK_WORKER = r'''
 import ctypes, json, sys
 import numpy as np
@@ -95,16 +154,6 @@ for text, voice, words_per_minute, pitch in jobs:
     clips.append(np.concatenate(chunks) if chunks else np.zeros(0, np.int16))
 np.savez(out_path, rate=rate, lengths=np.array([len(c) for c in clips]), audio=np.concatenate(clips))
 '''
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """One sentence to synthesise: text, eSpeak voice (e.g. ``en-us+f3``), speed in words per minute, pitch 0-99."""
-
-    text: str
-    voice: str
-    rate: int
-    pitch: int
 
 
 @dataclass
@@ -182,55 +231,7 @@ def synthesize_speech(
     return SpeechCorpus(utterances, list(clips))
 
 
-GRAMMAR = {
-    "det": ["the", "a", "my", "your"],
-    "adj": ["red", "big", "small", "old", "green", "happy"],
-    "noun": ["cat", "dog", "bird", "fish", "man", "girl", "car", "boat"],
-    "verb": ["sees", "likes", "finds", "takes", "helps", "wants"],
-}
-
-
-def random_sentence(rng: np.random.Generator, grammar: dict[str, list[str]] = GRAMMAR, adjective_prob: float = 0.5) -> str:
-    """``[adj] noun verb det [adj] noun`` from the small grammar, e.g. "red cat sees a dog"."""
-    words = []
-    for part in ("subject", "verb", "object"):
-        if part == "verb":
-            words.append(str(rng.choice(grammar["verb"])))
-            continue
-        if part == "object":
-            words.append(str(rng.choice(grammar["det"])))
-        if rng.random() < adjective_prob:
-            words.append(str(rng.choice(grammar["adj"])))
-        words.append(str(rng.choice(grammar["noun"])))
-    return " ".join(words)
-
-
-def make_corpus_plan(
-    num_train: int,
-    num_test: int,
-    seed: int = 0,
-    train_voices: Sequence[str] = ("en-us+m1", "en-us+f2", "en+m3", "en+f3", "en-us+m3", "en+f1"),
-    test_voices: Sequence[str] = ("en-us+f4", "en+m2"),
-    rates: tuple[int, int] = (160, 210),
-    pitches: tuple[int, int] = (35, 65),
-) -> tuple[list[Utterance], list[Utterance]]:
-    """Training and held-out utterances: held-out sentences never occur in training and use other voices."""
-    if num_train < 1 or num_test < 0:
-        raise ValueError(f"need num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
-    rng = np.random.default_rng(seed)
-    train, test, seen = [], [], set()
-    while len(train) < num_train:
-        text = random_sentence(rng)
-        train.append(Utterance(text, train_voices[len(train) % len(train_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
-        seen.add(text)
-    while len(test) < num_test:
-        text = random_sentence(rng)
-        if text not in seen:
-            test.append(Utterance(text, test_voices[len(test) % len(test_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
-    return train, test
-
-
-# %% notebooks/05_wav2vec2.ipynb cell 16
+# %% notebooks/05_wav2vec2.ipynb cell 20
 class CharTokenizer:
     """Characters to ids and back: ``[PAD]`` (id 0, the CTC blank), ``[UNK]`` (id 1), ``|`` between words, letters."""
 
@@ -291,7 +292,7 @@ class CharTokenizer:
         return labels
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 20
+# %% notebooks/05_wav2vec2.ipynb cell 24
 @dataclass
 class Wav2Vec2Config:
     """The hyper-parameters of a wav2vec 2.0 model; names and defaults follow ``transformers.Wav2Vec2Config``."""
@@ -458,7 +459,7 @@ class FeatureEncoder(nn.Module):
         return rearrange(x, "b c t -> b t c")
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 23
+# %% notebooks/05_wav2vec2.ipynb cell 27
 class FeatureProjection(nn.Module):
     """LayerNorm over the latent channels, then a linear map to the transformer's width.
 
@@ -577,7 +578,7 @@ class Encoder(nn.Module):
         return self.layer_norm(x) if self.config.do_stable_layer_norm else x
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 27
+# %% notebooks/05_wav2vec2.ipynb cell 31
 def compute_time_mask(
     batch_size: int,
     num_frames: int,
@@ -659,7 +660,7 @@ class Wav2Vec2Model(nn.Module):
         return Wav2Vec2Output(self.encoder(hidden, frame_mask), normed, frame_mask, mask_time_indices)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 30
+# %% notebooks/05_wav2vec2.ipynb cell 34
 class GumbelVectorQuantizer(nn.Module):
     """Product quantisation with G codebooks of V entries, chosen by a straight-through Gumbel-softmax.
 
@@ -706,7 +707,7 @@ class GumbelVectorQuantizer(nn.Module):
         return rearrange(chosen, "(b t) g d -> b t (g d)", b=batch, t=frames), perplexity
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 33
+# %% notebooks/05_wav2vec2.ipynb cell 37
 def sample_negative_indices(
     mask_time_indices: torch.Tensor, num_negatives: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -788,7 +789,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
         return PreTrainingOutput(loss, contrastive, diversity, perplexity, context, quantized, mask)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 38
+# %% notebooks/05_wav2vec2.ipynb cell 42
 def ctc_greedy_decode(logits: torch.Tensor, blank_id: int = 0, lengths: torch.Tensor | None = None) -> list[list[int]]:
     """Best path decoding: the arg-max token of every frame, repeats collapsed, then blanks dropped.
 
@@ -828,7 +829,7 @@ def word_error_rate(references: Sequence[str] | str, hypotheses: Sequence[str] |
     return errors / words
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 41
+# %% notebooks/05_wav2vec2.ipynb cell 45
 @dataclass
 class CTCOutput:
     """Per-frame character logits (B, T, V), the number of valid frames per clip, and the CTC loss if labels came."""
@@ -885,7 +886,7 @@ def wav2vec2_from_transformers(hf_model: nn.Module) -> "Wav2Vec2ForCTC | Wav2Vec
     return model.train(hf_model.training)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 44
+# %% notebooks/05_wav2vec2.ipynb cell 48
 def embedded_config(vocab_size: int, **overrides) -> Wav2Vec2Config:
     """The small wav2vec 2.0 trained in this chapter on two CPU cores (about 0.5 M parameters)."""
     settings = dict(
@@ -946,16 +947,17 @@ def transcribe(
     return texts, log_probs
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 52
+# %% notebooks/05_wav2vec2.ipynb cell 55
 class NGramLM:
     """A word n-gram language model with interpolated absolute discounting, trained on transcripts.
 
     ``P(w | h) = max(c(h, w) - d, 0) / c(h) + d * N(h) / c(h) * P(w | h')`` where ``N(h)`` counts the distinct words
     seen after ``h`` and ``h'`` drops the oldest word; the recursion ends in a uniform distribution over the
-    vocabulary plus one unknown word, so an unseen word keeps a small probability.
+    vocabulary plus one unknown word, so an unseen word keeps a small probability. A sentence starts with one ``<s>``
+    and ends with ``</s>``, as in the ARPA files that KenLM reads (``to_arpa`` writes this model as one).
     """
 
-    BOS, EOS = "<s>", "</s>"
+    BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
     def __init__(self, texts: Sequence[str], order: int = 3, discount: float = 0.75) -> None:
         if order < 1:
@@ -964,37 +966,41 @@ class NGramLM:
             raise ValueError(f"discount must be in (0, 1), got {discount}")
         self.order, self.discount = order, discount
         self.counts: dict[tuple[str, ...], dict[str, int]] = {}
-        vocab: set[str] = set()
         for text in texts:
-            words = [self.BOS] * (order - 1) + text.split() + [self.EOS]
-            vocab.update(words)
-            for i in range(order - 1, len(words)):
-                for n in range(order):
-                    history = tuple(words[i - n : i])
-                    following = self.counts.setdefault(history, {})
+            words = [self.BOS] + text.split() + [self.EOS]
+            for i in range(1, len(words)):
+                for n in range(min(order, i + 1)):
+                    following = self.counts.setdefault(tuple(words[i - n : i]), {})
                     following[words[i]] = following.get(words[i], 0) + 1
-        if not vocab:
+        if not self.counts:
             raise ValueError("got no training text")
-        self.vocab = vocab - {self.BOS}
+        if {self.BOS, self.UNK} & set(self.counts[()]):
+            raise ValueError(f"{self.BOS!r} and {self.UNK!r} are reserved and cannot appear in a transcript")
+        self.vocab = set(self.counts[()])  # every word that follows something, </s> included
         self._cache: dict[tuple[tuple[str, ...], str], float] = {}
 
+    def _context(self, history: Sequence[str]) -> tuple[str, ...]:
+        context = (self.BOS,) + tuple(history)
+        return context[max(0, len(context) - (self.order - 1)) :] if self.order > 1 else ()
+
     def prob(self, word: str, history: Sequence[str] = ()) -> float:
-        """P(word | the last ``order - 1`` words of ``history``)."""
-        history = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
-        history = (self.BOS,) * (self.order - 1 - len(history)) + history
-        key = (history, word)
+        """P(word | the sentence start and the words of ``history``, of which the last ``order - 1`` count)."""
+        key = (self._context(history), word)
         if key not in self._cache:
-            self._cache[key] = self._prob(word, history)
+            self._cache[key] = self._prob(word, key[0])
         return self._cache[key]
+
+    def _backoff_weight(self, history: tuple[str, ...]) -> float:
+        following = self.counts[history]
+        return self.discount * len(following) / sum(following.values())
 
     def _prob(self, word: str, history: tuple[str, ...]) -> float:
         lower = 1.0 / (len(self.vocab) + 1) if not history else self._prob(word, history[1:])
         following = self.counts.get(history)
         if not following:
             return lower
-        total = sum(following.values())
-        seen = max(following.get(word, 0) - self.discount, 0.0) / total
-        return seen + self.discount * len(following) / total * lower
+        seen = max(following.get(word, 0) - self.discount, 0.0) / sum(following.values())
+        return seen + self._backoff_weight(history) * lower
 
     def log_prob(self, words: Sequence[str], final: bool = True) -> float:
         """Natural-log probability of a word sequence from the sentence start (with ``</s>`` when ``final``)."""
@@ -1006,7 +1012,35 @@ class NGramLM:
         total = sum(self.log_prob(t.split()) for t in texts)
         return math.exp(-total / sum(len(t.split()) + 1 for t in texts))
 
+    def to_arpa(self, path: str | Path) -> Path:
+        """Write the model as an ARPA file that computes the same probabilities (what KenLM and pyctcdecode read).
 
+        An ARPA file stores ``log10 P(w | h)`` for every n-gram seen in training and a back-off weight per context;
+        an unseen ``w`` gets ``backoff(h) * P(w | h')``. Interpolated discounting has exactly this form: the stored
+        probability of a seen n-gram is the interpolated one, and the back-off weight is ``d * N(h) / c(h)``.
+        """
+        by_order: list[list[str]] = [[] for _ in range(self.order)]
+        for history, following in self.counts.items():
+            for word in following:
+                by_order[len(history)].append(self._arpa_line(history + (word,), self._prob(word, history)))
+        by_order[0].append(self._arpa_line((self.BOS,), None))  # a context only: never predicted
+        by_order[0].append(self._arpa_line((self.UNK,), 1.0 / (len(self.vocab) + 1) * self._backoff_weight(())))
+        lines = ["", "\\data\\"] + [f"ngram {n + 1}={len(entries)}" for n, entries in enumerate(by_order)]
+        for n, entries in enumerate(by_order):
+            lines += ["", f"\\{n + 1}-grams:"] + sorted(entries)
+        path = Path(path)
+        path.write_text("\n".join(lines + ["", "\\end\\", ""]))
+        return path
+
+    def _arpa_line(self, ngram: tuple[str, ...], probability: float | None) -> str:
+        log10_prob = -99.0 if probability is None else math.log10(probability)  # -99: ARPA's "impossible"
+        line = f"{log10_prob:.9f}\t{' '.join(ngram)}"
+        if len(ngram) < self.order and ngram in self.counts:
+            line += f"\t{math.log10(self._backoff_weight(ngram)):.9f}"
+        return line
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 57
 def _logaddexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -1030,7 +1064,8 @@ def ctc_prefix_beam_search(
     A prefix keeps two probabilities, ending in a blank or not, so that "aa" (a blank between) and "a" (one character
     held over two frames) are told apart. Each completed word multiplies the score by ``P_lm(word | history)^alpha`` and
     adds a bonus ``beta`` (against the LM's preference for short outputs). Only the ``top_k`` characters of a frame are
-    tried. Without an LM this is plain CTC prefix beam search.
+    tried. A word boundary at the start or after another one adds no empty word, and prefixes that spell the same
+    text (``a`` and ``a|``) are summed before the best is picked. Without an LM this is plain CTC prefix beam search.
     """
     if log_probs.ndim != 2 or log_probs.shape[1] != len(tokenizer):
         raise ValueError(f"expected log-probabilities of shape (T, {len(tokenizer)}), got {tuple(log_probs.shape)}")
@@ -1065,20 +1100,25 @@ def ctc_prefix_beam_search(
                 p = frame[token]
                 if token == blank:
                     add(prefix, 0, total + p)
+                elif token == delimiter and (not prefix or prefix[-1] == delimiter):
+                    add(prefix, 1, total + p)  # no empty words
                 elif prefix and token == prefix[-1]:
                     add(prefix, 1, p_other + p)  # the same character held
                     add(prefix + (token,), 1, p_blank + p)  # a doubled character needs a blank between
-                elif token == delimiter and (not prefix or prefix[-1] == delimiter):
-                    add(prefix, 1, total + p)  # no empty words
                 else:
                     add(prefix + (token,), 1, total + p)
         ranked = sorted(following.items(), key=lambda kv: _logaddexp(*kv[1]) + lm_score(kv[0]), reverse=True)
         beams = {prefix: (pb, po) for prefix, (pb, po) in ranked[:beam_width]}
-    best = max(beams.items(), key=lambda kv: _logaddexp(*kv[1]) + lm_score(kv[0], final=True))
-    return tokenizer.decode(best[0])
+    acoustic: dict[str, float] = {}
+    language: dict[str, float] = {}
+    for prefix, probabilities in beams.items():
+        text = tokenizer.decode(prefix)
+        acoustic[text] = _logaddexp(acoustic.get(text, -math.inf), _logaddexp(*probabilities))
+        language[text] = lm_score(prefix, final=True)
+    return max(acoustic, key=lambda text: acoustic[text] + language[text])
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 56
+# %% notebooks/05_wav2vec2.ipynb cell 69
 def chunked_logits(
     model: Wav2Vec2ForCTC,
     waveform,
@@ -1121,9 +1161,13 @@ def chunked_logits(
     return torch.cat(pieces)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 63
+# %% notebooks/05_wav2vec2.ipynb cell 76
 def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, decay: float = 0.995) -> float:
-    """The paper's schedule: ``max(end, start * decay**step)``."""
+    """The annealing of the paper, ``max(end, start * decay**step)``, at a rate for short runs.
+
+    The paper decays by 0.999995 per update, over hundreds of thousands of updates; our default 0.995 reaches ``end`` within the
+    first few hundred steps (``temperature_decay`` of ``pretraining_loss_fn`` sets it for longer runs).
+    """
     return max(end, start * decay**step)
 
 
@@ -1139,7 +1183,7 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 70
+# %% notebooks/05_wav2vec2.ipynb cell 85
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jiwer
 import numpy as np
 import pytest
@@ -265,3 +267,52 @@ def test_pretraining_script_runs_at_ci_size(tmp_path):
     # resuming: a second call finds every run in the results file and trains nothing again
     again = script.main(["--ci", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
     assert again["runs"] == results["runs"] and again["pretraining_losses"] == results["pretraining_losses"]
+
+
+LM_SENTENCES = ["the cat sees a dog", "a dog sees the cat", "the dog likes a cat", "my cat likes the red dog",
+                "a small bird sees my dog", "the bird likes a red cat"]
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_kenlm_reads_our_arpa_file_with_our_probabilities(tmp_path, order):
+    import kenlm
+    lm = NGramLM(LM_SENTENCES, order=order)
+    model = kenlm.Model(str(lm.to_arpa(tmp_path / "lm.arpa")))
+    assert model.order == order
+    # seen sentences, unseen orders of seen words, and a word the LM never saw (KenLM's <unk>)
+    for sentence in LM_SENTENCES + ["dog the likes small", "the zebra sees a cat", "cat"]:
+        ours = lm.log_prob(sentence.split())
+        theirs = model.score(sentence, bos=True, eos=True) * np.log(10)
+        assert theirs == pytest.approx(ours, abs=1e-4), sentence
+
+
+def test_reserved_words_are_refused():
+    with pytest.raises(ValueError, match="reserved"):
+        NGramLM(["the <unk> cat"])
+
+
+def _most_probable_transcript(log_probs: torch.Tensor, tokenizer: CharTokenizer) -> str:
+    """Brute force: the text whose paths (all V^T of them, summed) are most probable."""
+    frames, vocab = log_probs.shape
+    totals: dict[str, float] = {}
+    for path in itertools.product(range(vocab), repeat=frames):
+        collapsed = [token for i, token in enumerate(path) if i == 0 or token != path[i - 1]]
+        text = tokenizer.decode(collapsed)
+        totals[text] = float(np.logaddexp(totals.get(text, -np.inf), sum(log_probs[t, k] for t, k in enumerate(path))))
+    return max(totals, key=totals.get)
+
+
+def test_unpruned_beam_searches_find_the_most_probable_transcript():
+    import pyctcdecode
+    tokenizer = CharTokenizer.from_texts(["ab ba"])  # [PAD] (blank), [UNK], |, a, b
+    labels = [{tokenizer.pad_token: "", tokenizer.word_delimiter: " ", tokenizer.unk_token: "⁇"}.get(t, t)
+              for t in tokenizer.vocab]
+    decoder = pyctcdecode.build_ctcdecoder(labels)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        log_probs = (2 * torch.randn(6, len(tokenizer), generator=generator)).log_softmax(-1)
+        best = _most_probable_transcript(log_probs.double().numpy(), tokenizer)
+        ours = ctc_prefix_beam_search(log_probs, tokenizer, beam_width=10**6, top_k=len(tokenizer))
+        theirs = decoder.decode(log_probs.numpy(), beam_width=10**6, beam_prune_logp=-1e9, token_min_logp=-1e9)
+        assert ours == best
+        assert theirs.replace("⁇", tokenizer.unk_token) == best
