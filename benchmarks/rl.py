@@ -12,26 +12,20 @@ as the issue asks. Both run on ``--threads`` torch threads (1 by default: faster
 
 Timings are never asserted; they depend on the machine (say which one when quoting them).
 
-Measured on 2026-11-25 with ``python benchmarks/rl.py`` (seeds 0 1 2, evaluation every 1024 steps, one thread) on
-the project's shared 2-core CPU machine under heavy load from other jobs (load average about 13), so both columns'
-seconds are inflated; the ratios are the more meaningful part:
-
-| seed | annotated steps | annotated s | annotated steps/s | SB3 steps | SB3 s | SB3 steps/s | time ratio SB3/annotated |
-|---|---|---|---|---|---|---|---|
-| 0 | 24576 | 18.9 | 1297 | 19456 | 35.4 | 550 | 1.87 |
-| 1 | 14336 | 10.3 | 1395 | 15360 | 24.6 | 624 | 2.39 |
-| 2 | 20480 | 19.4 | 1058 | 17408 | 32.6 | 534 | 1.68 |
-
-Both solved 3/3 seeds. The annotated PPO needs a similar number of environment steps (median 20480 against 17408)
-and about half the training time (median 18.9 s against 32.6 s): 8 vectorised environments and one large batch
-per update make each step cheaper than SB3's single environment and 64-sample minibatches.
+The committed run, shown in chapter 07, is ``results/benchmarks/rl_cartpole.json`` (``--out`` writes it, with the
+command, the date, the machine and its load average at the end of the run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,6 +91,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1024)
     parser.add_argument("--max-steps", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the results as JSON here (the chapter shows results/benchmarks/rl_cartpole.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -124,6 +120,26 @@ def main() -> None:
           f"SB3 {np.median([r.train_seconds for r in theirs]):.1f}; "
           f"median env steps: annotated {np.median([r.env_steps for r in ours]):.0f}, "
           f"SB3 {np.median([r.env_steps for r in theirs]):.0f}")
+    if args.out is not None:
+        write_results(args.out, args, ours, theirs)
+
+
+def write_results(path: Path, args: argparse.Namespace, ours: list[Result], theirs: list[Result]) -> None:
+    """The run as JSON: the command, the machine and its load, and both libraries' result per seed."""
+    record = {
+        "command": "python benchmarks/rl.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.platform()}",
+        "load_average_at_end": os.getloadavg()[0],
+        "threads": args.threads,
+        "eval_every": args.eval_every,
+        "target": TARGET,
+        "seeds": args.seeds,
+        "annotated": [asdict(r) for r in ours],
+        "sb3": [asdict(r) for r in theirs],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -623,7 +623,7 @@ def _train_ppo(
     return agent, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 52
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 55
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
