@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     stopwatch = common.Stopwatch()
     config = dataclasses.replace(WMT16_FULL, checkpoint=args.checkpoint)
-    data = load_translation_data(config)
+    common.require_checkpoint(config.checkpoint)  # the only part of it the model needs: its config
+    with common.reaching(common.hub_dataset(config.dataset, config.dataset_config), common.HUB_CACHE_REMEDY):
+        data = load_translation_data(config)
     if args.smoke:
         config = dataclasses.replace(config, **SMOKE_SETTINGS)
         data = common.first_pairs(data, SMOKE_TRAIN, SMOKE_TEST)
@@ -46,4 +48,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(CHAPTER, main)

@@ -45,4 +45,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(CHAPTER, main)

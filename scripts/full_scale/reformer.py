@@ -1,7 +1,7 @@
 """The Reformer chapter at full scale: the post's Crime-and-Punishment model on the novel, byte by byte.
 
     python -m scripts.full_scale.reformer [--out DIR] [--text FILE] [--smoke]
-    accelerate launch -m scripts.full_scale.reformer       # several GPUs, unchanged
+    accelerate launch -m scripts.full_scale.reformer       # not useful: one window per step, NaN loss logged
 
 Loads the novel with ``annotated.reformer.load_crime_and_punishment`` (from ``--text``, a saved copy of Project
 Gutenberg's file, or downloaded), splits it 95/5 like the chapter, trains ``ReformerLM(crime_and_punishment_config())``
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from annotated.reformer import (FULL_EVAL_LENGTH, ReformerLM, bits_per_byte, byte_windows, crime_and_punishment_config,
-                                full_training, load_crime_and_punishment, train_language_model, unigram_bits)
+from annotated.reformer import (CRIME_AND_PUNISHMENT_URL, FULL_EVAL_LENGTH, ReformerLM, bits_per_byte, byte_windows,
+                                crime_and_punishment_config, full_training, load_crime_and_punishment,
+                                train_language_model, unigram_bits)
 from annotated.utils import seed_everything
 from scripts.full_scale import common
 
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     stopwatch = common.Stopwatch()
     accelerator = Accelerator()
     config, training = crime_and_punishment_config(), full_training()
-    text = load_crime_and_punishment(arguments.text)
+    with common.reaching(CRIME_AND_PUNISHMENT_URL, "pass --text with a saved copy of that file", hub=False):
+        text = load_crime_and_punishment(arguments.text)
     split = int(len(text) * 0.95)
     train_text, test_text = text[:split], text[split:]
     length, eval_length, checkpoint_every = math.prod(config.axial_pos_shape), FULL_EVAL_LENGTH, 250
@@ -70,4 +72,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(CHAPTER, main)

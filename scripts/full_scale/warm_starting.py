@@ -27,14 +27,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     stopwatch = common.Stopwatch()
     config = dataclasses.replace(CNN_DAILYMAIL_FULL, checkpoint=args.checkpoint)
-    data = load_cnn_dailymail(config)
+    common.require_checkpoint(config.checkpoint)
+    with common.reaching(common.hub_dataset(config.dataset, config.dataset_config), common.HUB_CACHE_REMEDY):
+        data = load_cnn_dailymail(config)
     if args.smoke:
         config = dataclasses.replace(config, **SMOKE_SUMMARY_LENGTHS)
         data = common.first_pairs(data, SMOKE_TRAIN, SMOKE_TEST)
-    metrics = finetune_bert2bert(
-        data, config, checkpoint_dir=args.out / "checkpoints",
-        max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
-    )
+    with common.reaching(common.hub_checkpoint(config.checkpoint), common.CHECKPOINT_REMEDY):  # weights, tokenizer
+        metrics = finetune_bert2bert(
+            data, config, checkpoint_dir=args.out / "checkpoints",
+            max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
+        )
     if not common.is_main_process():
         return {}
     settings = dataclasses.asdict(config) | {
@@ -47,4 +50,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(CHAPTER, main)

@@ -16,6 +16,8 @@ from scripts.full_scale import common
 
 CHAPTER = "wav2vec2"
 SMOKE_TRAIN, SMOKE_TEST, SMOKE_STEPS, SMOKE_BATCH = 4, 2, 2, 2
+TIMIT_REMEDY = (f"pass --data-dir with a local copy of TIMIT (its licence keeps it off the hub), or --dataset parquet "
+                f"--data-dir DIR for a copy with its audio and text columns, or {common.HUB_CACHE_REMEDY}")
 
 
 def _head(data: LabelledAudio, count: int) -> LabelledAudio:
@@ -31,13 +33,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     stopwatch = common.Stopwatch()
     config = dataclasses.replace(TIMIT_FULL, checkpoint=args.checkpoint, dataset=args.dataset)
-    train, test = load_timit(config.dataset, data_dir=args.data_dir)
+    common.require_checkpoint(config.checkpoint)
+    with common.reaching(common.hub_dataset(config.dataset), TIMIT_REMEDY):
+        train, test = load_timit(config.dataset, data_dir=args.data_dir)
     if args.smoke:
         train, test = _head(train, SMOKE_TRAIN), _head(test, SMOKE_TEST)
-    metrics = finetune_on_timit(
-        train, test, config, checkpoint_dir=args.out / "checkpoints",
-        max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
-    )
+    with common.reaching(common.hub_checkpoint(config.checkpoint), common.CHECKPOINT_REMEDY):  # the weights
+        metrics = finetune_on_timit(
+            train, test, config, checkpoint_dir=args.out / "checkpoints",
+            max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
+        )
     if not common.is_main_process():
         return {}
     settings = dataclasses.asdict(config) | {
@@ -51,4 +56,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(CHAPTER, main)
