@@ -5,7 +5,7 @@
 """The Annotated wav2vec 2.0"""
 
 
-__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
+__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'pyctcdecode_labels', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 4
@@ -1048,6 +1048,12 @@ def _logaddexp(a: float, b: float) -> float:
         return a
     high = max(a, b)
     return high + math.log1p(math.exp(-abs(a - b)))
+
+
+def pyctcdecode_labels(tokenizer: CharTokenizer) -> list[str]:
+    """The tokenizer's vocabulary as ``pyctcdecode`` names it: ``""`` for the blank, a space for ``|``, ``⁇`` for ``[UNK]``."""
+    renamed = {tokenizer.pad_token: "", tokenizer.word_delimiter: " ", tokenizer.unk_token: "⁇"}
+    return [renamed.get(token, token) for token in tokenizer.vocab]
 
 
 def ctc_prefix_beam_search(

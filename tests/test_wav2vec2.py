@@ -24,6 +24,7 @@ from annotated.wav2vec2 import (
     feature_lengths,
     normalize_audio,
     pad_batch,
+    pyctcdecode_labels,
     sample_negative_indices,
     synthesize_speech,
     wav2vec2_from_transformers,
@@ -305,9 +306,7 @@ def _most_probable_transcript(log_probs: torch.Tensor, tokenizer: CharTokenizer)
 def test_unpruned_beam_searches_find_the_most_probable_transcript():
     import pyctcdecode
     tokenizer = CharTokenizer.from_texts(["ab ba"])  # [PAD] (blank), [UNK], |, a, b
-    labels = [{tokenizer.pad_token: "", tokenizer.word_delimiter: " ", tokenizer.unk_token: "⁇"}.get(t, t)
-              for t in tokenizer.vocab]
-    decoder = pyctcdecode.build_ctcdecoder(labels)
+    decoder = pyctcdecode.build_ctcdecoder(pyctcdecode_labels(tokenizer))
     generator = torch.Generator().manual_seed(0)
     for _ in range(30):
         log_probs = (2 * torch.randn(6, len(tokenizer), generator=generator)).log_softmax(-1)
