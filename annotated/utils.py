@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'toleranced', 'ACTIVATION_NAMES', 'activation_fn']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'ACTIVATION_NAMES', 'activation_fn', 'toleranced']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -245,7 +245,31 @@ def _map_tensors(batch: Any, function: Callable[[torch.Tensor], torch.Tensor]) -
 def _slice_for_process(batch: Any, process_index: int, num_processes: int) -> Any:
     if num_processes == 1:
         return batch
-    return _map_tensors(batch, lambda tensor: tensor.tensor_split(num_processes)[process_index])
+
+    def this_process_rows(tensor: torch.Tensor) -> torch.Tensor:
+        # uneven slices would weight the rows of the smaller slice more (each process's loss is a mean), and an
+        # empty one gives a NaN loss: the batch must split evenly
+        if tensor.ndim == 0 or len(tensor) % num_processes:
+            rows = "a scalar" if tensor.ndim == 0 else f"{len(tensor)} rows"
+            raise ValueError(f"a batch must split evenly over the {num_processes} processes: expected a multiple of "
+                             f"{num_processes} rows in every tensor, got {rows}")
+        return tensor.tensor_split(num_processes)[process_index]
+
+    return _map_tensors(batch, this_process_rows)
+
+
+class _LossOfModel(nn.Module):
+    """``loss_fn(model, batch)`` as a module's forward pass: a distributed wrapper around this module sees every
+    forward pass (which it needs in order to average the gradients), while ``loss_fn`` gets the model itself and may
+    call its parts (``model.encoder``, ``modules["model"]``) directly."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
 
 
 # %% notebooks/00_utils.ipynb cell 23
@@ -295,9 +319,12 @@ def fit(
 ) -> TrainingHistory:
     """Train ``model`` for ``num_steps`` optimiser steps, checkpointing and resuming through ``checkpoint_dir``.
 
-    ``loss_fn(model, batch)`` returns a scalar loss; ``batch_at(step)`` returns the batch of a step. If
-    ``checkpoint_dir`` holds a checkpoint, training continues from it and ends with the same weights as an
-    uninterrupted run. ``accelerator`` is an ``accelerate.Accelerator`` (one with default settings if omitted).
+    ``loss_fn(model, batch)`` returns a scalar loss, the mean over the batch's rows; it gets ``model`` itself (never a
+    distributed wrapper), so it may call the model's parts. ``batch_at(step)`` returns the batch of a step; under
+    several processes each trains on an equal slice of it (rows ``tensor_split`` in process order) and a batch whose
+    rows do not divide by the number of processes is refused. If ``checkpoint_dir`` holds a checkpoint, training
+    continues from it and ends with the same weights as an uninterrupted run. ``accelerator`` is an
+    ``accelerate.Accelerator`` (one with default settings if omitted).
     """
     from accelerate import Accelerator
     from accelerate.utils import send_to_device
@@ -311,24 +338,24 @@ def fit(
         raise ValueError(f"keep_last must be >= 1, got {keep_last}")
     accelerator = accelerator or Accelerator()
     raw_model = model
-    model, optimizer = accelerator.prepare(model, optimizer)
+    loss_of_model, optimizer = accelerator.prepare(_LossOfModel(model, loss_fn), optimizer)
     history = TrainingHistory(losses=[])
     latest = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     if latest is not None:
         state = load_checkpoint(latest, raw_model, optimizer, scheduler)
         history = TrainingHistory(losses=state.losses, resumed_from=state.step)
     start = history.resumed_from or 0
-    model.train()
+    loss_of_model.train()
     # tqdm's notebook bar ignores TQDM_DISABLE, which the book's executor sets (progress text is not a result)
     quiet = not progress or os.environ.get("TQDM_DISABLE", "").lower() in {"1", "true"}
     bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=description, disable=quiet)
     for step in bar:
         batch = _slice_for_process(batch_at(step), accelerator.process_index, accelerator.num_processes)
-        loss = loss_fn(model, send_to_device(batch, accelerator.device))
+        loss = loss_of_model(send_to_device(batch, accelerator.device))
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         if max_grad_norm is not None:
-            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+            accelerator.clip_grad_norm_(loss_of_model.parameters(), max_grad_norm)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -474,26 +501,6 @@ def load_or_embedded(
 
 
 # %% notebooks/00_utils.ipynb cell 36
-def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
-    """``value`` as ``"3.12 ± 0.08"``: a result together with the tolerance within which the book's tests accept it.
-
-    ``tolerance`` is absolute (a number, printed with ``digits`` decimals like the value) or relative to the value,
-    as a string such as ``"10%"``.
-    """
-    if digits < 0:
-        raise ValueError(f"digits must be >= 0, got {digits}")
-    if isinstance(tolerance, str):
-        if not tolerance.endswith("%") or float(tolerance[:-1]) <= 0:
-            raise ValueError(f"a relative tolerance is a positive percentage such as '10%', got {tolerance!r}")
-        return f"{value:.{digits}f} ± {float(tolerance[:-1]):g}%"
-    if not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0, got {tolerance}")
-    if round(tolerance, digits) != tolerance:
-        raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
-    return f"{value:.{digits}f} ± {tolerance:.{digits}f}"
-
-
-# %% notebooks/00_utils.ipynb cell 39
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -536,3 +543,23 @@ def activation_fn(name: str, what: str = "activation") -> Callable[[torch.Tensor
     if name not in _ACTIVATIONS:
         raise ValueError(f"{what}={name!r} is not supported; supported: {', '.join(ACTIVATION_NAMES)}")
     return _ACTIVATIONS[name]
+
+
+# %% notebooks/00_utils.ipynb cell 40
+def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
+    """``value`` as ``"3.12 ± 0.08"``: a result together with the tolerance within which the book's tests accept it.
+
+    ``tolerance`` is absolute (a number, printed with ``digits`` decimals like the value) or relative to the value,
+    as a string such as ``"10%"``.
+    """
+    if digits < 0:
+        raise ValueError(f"digits must be >= 0, got {digits}")
+    if isinstance(tolerance, str):
+        if not tolerance.endswith("%") or float(tolerance[:-1]) <= 0:
+            raise ValueError(f"a relative tolerance is a positive percentage such as '10%', got {tolerance!r}")
+        return f"{value:.{digits}f} ± {float(tolerance[:-1]):g}%"
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    if round(tolerance, digits) != tolerance:
+        raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
+    return f"{value:.{digits}f} ± {tolerance:.{digits}f}"

@@ -7,7 +7,8 @@
 The jobs (``JOBS``): ``regression`` trains a toy regression with ``fit`` (SGD, a step schedule, clipping,
 checkpoints every ``--checkpoint-every`` steps); ``regression-dropout`` the same with dropout; ``interrupted`` stops
 that at its first checkpoint and ``resumed`` continues it from there (a later launch); ``reformer`` trains a two-layer
-Reformer with the chapter's ``train_language_model``; ``reformer-command`` runs ``scripts.full_scale.reformer --smoke``.
+Reformer with the chapter's ``train_language_model``; ``reformer-command`` runs ``scripts.full_scale.reformer --smoke``;
+``ddpm`` trains the DDPM chapter's ``train_ddpm`` and ``mlm`` the warm-starting chapter's ``pretrain_mlm`` at toy size.
 
 Each process writes ``DIR/<job>.rank<r>.json`` (the losses ``fit`` logged, the rows its loss function saw at each
 step, the step it resumed from, the number of processes Accelerate saw) and ``DIR/<job>.rank<r>.safetensors`` (its
@@ -114,6 +115,34 @@ def train_reformer(steps: int) -> dict[str, Any]:
     return {"model": model, "losses": history.losses, "resumed_from": history.resumed_from}
 
 
+def train_ddpm_smoke(steps: int) -> dict[str, Any]:
+    """The DDPM chapter's ``train_ddpm`` on seeded 8x8 images; its loss calls ``modules["model"]`` inside the module
+    ``fit`` trains (a U-Net and its EMA), which a distributed wrapper must not hide."""
+    from annotated.ddpm import DDPMConfig, train_ddpm
+
+    images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    config = DDPMConfig(image_size=8, dim=8, dim_mults=(1, 2), batch_size=8, steps=steps, learning_rate=1e-3,
+                        timesteps=20, ema_decay=0.9)
+    trained = train_ddpm(config, images, progress=False)
+    return {"model": trained.model, "losses": trained.history.losses, "resumed_from": trained.history.resumed_from}
+
+
+def train_mlm_smoke(steps: int) -> dict[str, Any]:
+    """The warm-starting chapter's ``pretrain_mlm`` (its loss calls ``model.encoder`` and ``model.lm_head``) on seeded
+    token ids, without dropout: the masks are drawn from the step alone, so two processes compute one's step."""
+    from annotated.encoder_decoder import TransformerConfig
+    from annotated.warm_starting import BertForMaskedLM, pretrain_mlm
+
+    token_ids = torch.randint(5, 40, (32, 12), generator=torch.Generator().manual_seed(3))
+    config = TransformerConfig(vocab_size=40, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                               max_position_embeddings=16, dropout=0.0, attention_dropout=0.0)
+    seed_everything(0)
+    model = BertForMaskedLM(config)
+    history = pretrain_mlm(model, token_ids, steps, mask_id=4, special_ids=range(5), batch_size=8, warmup_steps=2,
+                           progress=False)
+    return {"model": model, "losses": history.losses, "resumed_from": history.resumed_from}
+
+
 def save_record(directory: Path, job: str, rank: int, result: dict[str, Any]) -> None:
     """Write one job's weights (safetensors) and the rest of its result (JSON) for this rank."""
     model = result.pop("model")
@@ -129,7 +158,7 @@ def run_reformer_command(out: Path, text: Path) -> None:
     command.main(["--smoke", "--out", str(out), "--text", str(text)])
 
 
-JOBS = ("regression", "regression-dropout", "interrupted", "resumed", "reformer", "reformer-command")
+JOBS = ("regression", "regression-dropout", "interrupted", "resumed", "reformer", "reformer-command", "ddpm", "mlm")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
             results[job] = train_regression(steps, arguments.watch / "interrupted", arguments.checkpoint_every, 0.1)
         elif job == "reformer":
             results[job] = train_reformer(arguments.steps)
+        elif job == "ddpm":
+            results[job] = train_ddpm_smoke(arguments.steps)
+        elif job == "mlm":
+            results[job] = train_mlm_smoke(arguments.steps)
         else:
             run_reformer_command(arguments.watch / job, arguments.text)
     from accelerate import PartialState

@@ -228,3 +228,30 @@ def test_host_reachable_is_bounded():
     started = time.perf_counter()
     assert not host_reachable("unresolvable.invalid", 443, timeout=1)
     assert time.perf_counter() - started < 5
+
+
+def test_each_process_takes_an_equal_slice_and_an_uneven_batch_is_refused():
+    from annotated.utils import _slice_for_process
+
+    batch = (torch.arange(6), {"labels": torch.arange(6) * 10})
+    first, second = (_slice_for_process(batch, rank, 2) for rank in (0, 1))
+    assert first[0].tolist() == [0, 1, 2] and second[1]["labels"].tolist() == [30, 40, 50]
+    assert _slice_for_process(batch, 0, 1) is batch
+    with pytest.raises(ValueError, match="multiple of 4 rows in every tensor, got 6 rows"):
+        _slice_for_process(batch, 0, 4)
+    with pytest.raises(ValueError, match="got a scalar"):
+        _slice_for_process(torch.tensor(1.0), 0, 2)
+
+
+def test_fit_hands_the_loss_function_the_model_itself():
+    from annotated.utils import fit
+
+    model = torch.nn.ModuleDict({"net": torch.nn.Linear(2, 1)})
+    received = []
+
+    def loss_fn(modules, batch):
+        received.append(modules)
+        return modules["net"](batch).pow(2).mean()
+
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, lambda step: torch.ones(4, 2), 2, progress=False)
+    assert received == [model, model]

@@ -1,11 +1,11 @@
 """The Reformer chapter at full scale: the post's Crime-and-Punishment model on the novel, byte by byte.
 
     python -m scripts.full_scale.reformer [--out DIR] [--text FILE] [--smoke]
-    accelerate launch -m scripts.full_scale.reformer       # not useful: one window per step, NaN loss logged
+    accelerate launch -m scripts.full_scale.reformer       # several processes: one window per process per step
 
 Loads the novel with ``annotated.reformer.load_crime_and_punishment`` (from ``--text``, a saved copy of Project
 Gutenberg's file, or downloaded), splits it 95/5 like the chapter, trains ``ReformerLM(crime_and_punishment_config())``
-on windows of 524,288 bytes with ``train_language_model`` and ``full_training()`` (tqdm progress, safetensors
+on windows of 524,288 bytes with ``train_language_model`` and ``full_training()`` (its batch per process; tqdm progress, safetensors
 checkpoints every 250 steps in ``--out``; a second call resumes), then reports held-out bits per character on
 windows of ``FULL_EVAL_LENGTH`` bytes next to the unigram baseline. ``--smoke`` trains the same model for two steps
 on 1,024-byte windows (a 524,288-byte step does not fit CI's CPU budget) and evaluates one window.
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     if arguments.smoke:
         length, eval_length, checkpoint_every = 1024, 1024, 1
         training = dataclasses.replace(training, steps=2)
+    # the recipe's batch is per process: fit splits a step's batch evenly over the processes
+    training = dataclasses.replace(training, batch_size=training.batch_size * accelerator.num_processes)
     train_windows = byte_windows(train_text, length)
     test_windows = byte_windows(test_text, eval_length)[:1 if arguments.smoke else None]
     seed_everything(0)
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         settings={"model": dataclasses.asdict(config), "training": dataclasses.asdict(training),
                   "window_length": length, "eval_window_length": eval_length, "text_bytes": len(text),
                   "train_windows": len(train_windows), "held_out_windows": len(test_windows),
+                  "processes": accelerator.num_processes,
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "source": "annotated.reformer.crime_and_punishment_config() (The Reformer post), full_training()"})
 
