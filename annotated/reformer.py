@@ -5,7 +5,7 @@
 """The Annotated Reformer"""
 
 
-__all__ = ['MASK_VALUE', 'SELF_MASK_VALUE', 'attend', 'FullSelfAttention', 'look_adjacent', 'LocalSelfAttention', 'bucket_factors', 'default_num_buckets', 'hash_vectors', 'LSHSelfAttention', 'ChunkedFeedForward', 'ReversibleBlock', 'ReversibleSequence', 'AxialPositionEmbeddings', 'ReformerConfig', 'AttentionBlock', 'ReformerLM', 'reformer_from_transformers', 'stdlib_source_text', 'byte_windows', 'unigram_bits', 'bits_per_byte', 'language_model_loss', 'CRIME_AND_PUNISHMENT_URL', 'load_crime_and_punishment', 'FULL_EVAL_LENGTH', 'crime_and_punishment_config', 'LanguageModelTraining', 'full_training', 'train_language_model']
+__all__ = ['MASK_VALUE', 'SELF_MASK_VALUE', 'attend', 'FullSelfAttention', 'look_adjacent', 'LocalSelfAttention', 'bucket_factors', 'default_num_buckets', 'hash_vectors', 'sort_by_buckets', 'combine_rounds', 'LSHSelfAttention', 'ChunkedFeedForward', 'ReversibleBlock', 'ReversibleSequence', 'AxialPositionEmbeddings', 'ReformerConfig', 'AttentionBlock', 'pad_for_chunks', 'ReformerLM', 'reformer_from_transformers', 'stdlib_source_text', 'byte_windows', 'unigram_bits', 'bits_per_byte', 'language_model_loss', 'LanguageModelTraining', 'train_language_model', 'CRIME_AND_PUNISHMENT_URL', 'load_crime_and_punishment', 'FULL_EVAL_LENGTH', 'crime_and_punishment_config', 'full_training']
 
 
 # %% notebooks/02_reformer.ipynb cell 4
@@ -106,6 +106,7 @@ def _check_chunkable(length: int, chunk_length: int, what: str) -> None:
         )
 
 
+# %% notebooks/02_reformer.ipynb cell 13
 class LocalSelfAttention(nn.Module):
     """Chunked self-attention: each chunk of ``chunk_length`` tokens attends to itself and its neighbour chunks.
 
@@ -156,7 +157,7 @@ class LocalSelfAttention(nn.Module):
         return rearrange(out, "b h n c d -> b (n c) (h d)")
 
 
-# %% notebooks/02_reformer.ipynb cell 17
+# %% notebooks/02_reformer.ipynb cell 19
 def bucket_factors(num_buckets: int | Sequence[int]) -> tuple[int, ...]:
     """``num_buckets`` as a tuple of factors: ``8 -> (8,)``, ``(4, 8) -> (4, 8)``. A single bucket (``1``) is allowed."""
     factors = (num_buckets,) if isinstance(num_buckets, int) else tuple(num_buckets)
@@ -209,7 +210,29 @@ def hash_vectors(
     return buckets, total
 
 
-# %% notebooks/02_reformer.ipynb cell 20
+# %% notebooks/02_reformer.ipynb cell 27
+def sort_by_buckets(buckets: torch.Tensor, per_round: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One stable sort of the tokens of all rounds by (round, bucket, position): ``buckets (B, H, R, L)`` ->
+    ``order (B, H, R * L)``, whose slot ``s`` holds token ``order[s] % L`` of round ``order[s] // L``, and ``undo``,
+    the inverse permutation (``sorted.gather(-1, undo)`` puts sorted values back in token order)."""
+    rounds = buckets.shape[2]
+    offsets = torch.arange(rounds, device=buckets.device)[:, None] * per_round  # round r's buckets come after r - 1's
+    order = torch.sort(rearrange(buckets + offsets, "b h r l -> b h (r l)"), dim=-1, stable=True).indices
+    slots = torch.arange(order.shape[-1], device=order.device).expand_as(order)
+    return order, torch.empty_like(order).scatter_(-1, order, slots)
+
+
+def combine_rounds(out: torch.Tensor, log_norm: torch.Tensor, rounds: int) -> torch.Tensor:
+    """Combine the rounds' outputs ``out (B, H, R * L, d)``, in token order, with weights ``softmax_r`` of their
+    log-normalisers ``log_norm (B, H, R * L)``: ``(B, H, L, d)``."""
+    out = rearrange(out, "b h (r l) d -> b h r l d", r=rounds)
+    log_norm = rearrange(log_norm, "b h (r l) -> b h r l 1", r=rounds)
+    # exp(l - logsumexp(l)) rather than softmax(l): the same rounding as transformers when l is near -1e5
+    weights = torch.exp(log_norm - torch.logsumexp(log_norm, dim=2, keepdim=True))
+    return (out * weights).sum(dim=2)
+
+
+# %% notebooks/02_reformer.ipynb cell 28
 class LSHSelfAttention(nn.Module):
     """Shared query-key attention restricted, by locality-sensitive hashing, to keys that land in the same bucket.
 
@@ -219,21 +242,10 @@ class LSHSelfAttention(nn.Module):
     longer than one chunk gets plain shared-QK attention. ``num_buckets=None`` picks ``default_num_buckets``.
     """
 
-    def __init__(
-        self,
-        hidden_size: int,
-        num_heads: int,
-        head_size: int,
-        chunk_length: int,
-        num_buckets: int | Sequence[int] | None = None,
-        num_hashes: int = 1,
-        chunks_before: int = 1,
-        chunks_after: int = 0,
-        causal: bool = True,
-        dropout: float = 0.0,
-        hash_seed: int | None = None,
-        max_length: int = 4096,
-    ) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, head_size: int, chunk_length: int,
+                 num_buckets: int | Sequence[int] | None = None, num_hashes: int = 1, chunks_before: int = 1,
+                 chunks_after: int = 0, causal: bool = True, dropout: float = 0.0, hash_seed: int | None = None,
+                 max_length: int = 4096) -> None:
         super().__init__()
         if num_buckets is not None:
             bucket_factors(num_buckets)
@@ -266,37 +278,25 @@ class LSHSelfAttention(nn.Module):
         num_buckets = self.num_buckets or default_num_buckets(length, self.chunk_length, self.max_length)
         buckets, per_round = hash_vectors(qk, num_buckets, self.num_hashes, self.hash_seed, valid)
         self.last_buckets = buckets.detach()
-        rounds = self.num_hashes
-        # one stable sort over all rounds: round r's buckets are offset by r * per_round
-        offsets = torch.arange(rounds, device=hidden.device)[:, None] * per_round
-        order = torch.sort(rearrange(buckets + offsets, "b h r l -> b h (r l)"), dim=-1, stable=True).indices
-        undo = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order))
+        order, undo = sort_by_buckets(buckets, per_round)
         pos = order % length  # the original position of every sorted slot
-        sorted_qk = qk.gather(2, repeat(pos, "b h n -> b h n d", d=self.head_size))
-        sorted_v = v.gather(2, repeat(pos, "b h n -> b h n d", d=self.head_size))
+        sorted_qk, sorted_v = (t.gather(2, repeat(pos, "b h n -> b h n d", d=self.head_size)) for t in (qk, v))
 
-        def chunked(t: torch.Tensor) -> torch.Tensor:
-            return rearrange(t, "b h (n c) ... -> b h n c ...", c=self.chunk_length)
+        def chunks(t: torch.Tensor, with_neighbours: bool = False) -> torch.Tensor:
+            t = rearrange(t, "b h (n c) ... -> b h n c ...", c=self.chunk_length)
+            return look_adjacent(t, self.chunks_before, self.chunks_after, dim=2) if with_neighbours else t
 
-        def adjacent(t: torch.Tensor) -> torch.Tensor:
-            return look_adjacent(t, self.chunks_before, self.chunks_after, dim=2)
-
-        query, query_pos = chunked(sorted_qk), chunked(pos)
-        key, value, key_pos = adjacent(chunked(self.normalise_keys(sorted_qk))), adjacent(chunked(sorted_v)), adjacent(query_pos)
         key_valid = None
         if valid is not None:
-            key_valid = adjacent(chunked(repeat(valid, "b l -> b h l", h=self.num_heads).gather(2, pos)))
-        out, log_norm = attend(query, key, value, query_pos, key_pos, self.causal, True, key_valid, self.dropout, self.training)
+            key_valid = chunks(repeat(valid, "b l -> b h l", h=self.num_heads).gather(2, pos), True)
+        out, log_norm = attend(chunks(sorted_qk), chunks(self.normalise_keys(sorted_qk), True), chunks(sorted_v, True),
+                               chunks(pos), chunks(pos, True), self.causal, True, key_valid, self.dropout, self.training)
         out = rearrange(out, "b h n c d -> b h (n c) d").gather(2, repeat(undo, "b h n -> b h n d", d=self.head_size))
         log_norm = rearrange(log_norm, "b h n c -> b h (n c)").gather(2, undo)
-        out = rearrange(out, "b h (r l) d -> b h r l d", r=rounds)
-        log_norm = rearrange(log_norm, "b h (r l) -> b h r l 1", r=rounds)
-        # exp(l - logsumexp(l)) rather than softmax(l): the same rounding as transformers when l is near -1e5
-        weights = torch.exp(log_norm - torch.logsumexp(log_norm, dim=2, keepdim=True))
-        return rearrange((out * weights).sum(dim=2), "b h l d -> b l (h d)")
+        return rearrange(combine_rounds(out, log_norm, self.num_hashes), "b h l d -> b l (h d)")
 
 
-# %% notebooks/02_reformer.ipynb cell 27
+# %% notebooks/02_reformer.ipynb cell 38
 class ChunkedFeedForward(nn.Module):
     """LayerNorm -> Linear -> dropout -> activation -> Linear -> dropout, applied ``chunk_size`` positions at a time.
 
@@ -327,7 +327,26 @@ class ChunkedFeedForward(nn.Module):
         return torch.cat([self.forward_chunk(part) for part in hidden.split(self.chunk_size, dim=1)], dim=1)
 
 
-# %% notebooks/02_reformer.ipynb cell 31
+# %% notebooks/02_reformer.ipynb cell 43
+class ReversibleBlock(nn.Module):
+    """A RevNet layer on two streams: ``y1 = x1 + G(x2)``, ``y2 = x2 + F(y1)`` with ``G`` = ``attention`` and
+    ``F`` = ``feed_forward``; ``inverse`` recovers ``(x1, x2) = (y1 - G(x2), y2 - F(y1))``."""
+
+    def __init__(self, attention: nn.Module, feed_forward: nn.Module) -> None:
+        super().__init__()
+        self.attention, self.feed_forward = attention, feed_forward
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y1 = x1 + self.attention(x2)
+        return y1, x2 + self.feed_forward(y1)
+
+    def inverse(self, y1: torch.Tensor, y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Recover the inputs from the outputs (exact up to floating-point rounding)."""
+        x2 = y2 - self.feed_forward(y1)
+        return y1 - self.attention(x2), x2
+
+
+# %% notebooks/02_reformer.ipynb cell 45
 def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
@@ -347,24 +366,6 @@ class _replayed_rng:
 
     def __exit__(self, *exc: Any) -> None:
         self.fork.__exit__(*exc)
-
-
-class ReversibleBlock(nn.Module):
-    """A RevNet layer on two streams: ``y1 = x1 + G(x2)``, ``y2 = x2 + F(y1)`` with ``G`` = ``attention`` and
-    ``F`` = ``feed_forward``; ``inverse`` recovers ``(x1, x2) = (y1 - G(x2), y2 - F(y1))``."""
-
-    def __init__(self, attention: nn.Module, feed_forward: nn.Module) -> None:
-        super().__init__()
-        self.attention, self.feed_forward = attention, feed_forward
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y1 = x1 + self.attention(x2)
-        return y1, x2 + self.feed_forward(y1)
-
-    def inverse(self, y1: torch.Tensor, y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Recover the inputs from the outputs (exact up to floating-point rounding)."""
-        x2 = y2 - self.feed_forward(y1)
-        return y1 - self.attention(x2), x2
 
 
 class _ReversibleFunction(torch.autograd.Function):
@@ -408,6 +409,7 @@ class _ReversibleFunction(torch.autograd.Function):
         return (dy1, dy2, None, *grads)
 
 
+# %% notebooks/02_reformer.ipynb cell 47
 class ReversibleSequence(nn.Module):
     """A stack of ``ReversibleBlock``s. With ``reversible=True`` (and gradients on) the backward pass recomputes
     activations from the outputs, so activation memory does not grow with depth; otherwise ordinary autograd runs
@@ -428,7 +430,7 @@ class ReversibleSequence(nn.Module):
         return x1, x2
 
 
-# %% notebooks/02_reformer.ipynb cell 37
+# %% notebooks/02_reformer.ipynb cell 53
 class AxialPositionEmbeddings(nn.Module):
     """Position embeddings factorised over a grid ``shape = (n1, n2, ...)`` of ``prod(shape)`` positions.
 
@@ -459,7 +461,7 @@ class AxialPositionEmbeddings(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
-# %% notebooks/02_reformer.ipynb cell 41
+# %% notebooks/02_reformer.ipynb cell 57
 @dataclass
 class ReformerConfig:
     """Hyper-parameters of a Reformer, named as in ``transformers.ReformerConfig`` so configurations translate 1:1.
@@ -532,6 +534,7 @@ class ReformerConfig:
         return min(self._chunk_lengths())
 
 
+# %% notebooks/02_reformer.ipynb cell 59
 class AttentionBlock(nn.Module):
     """The attention half ``G`` of a Reformer layer: LayerNorm -> local or LSH attention -> projection -> dropout."""
 
@@ -559,7 +562,25 @@ class AttentionBlock(nn.Module):
         return F.dropout(out, self.dropout, self.training)
 
 
-# %% notebooks/02_reformer.ipynb cell 42
+def pad_for_chunks(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config: ReformerConfig,
+                   max_length: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pad ``input_ids (B, L)`` longer than the shortest chunk up to a multiple of ``config.chunk_multiple`` with
+    ``pad_token_id``; the returned attention mask (made if there was none) is False on the padding."""
+    length = input_ids.shape[1]
+    padded = length
+    if length > config.min_chunk_length and length % config.chunk_multiple:
+        padded = config.chunk_multiple * math.ceil(length / config.chunk_multiple)
+    if padded > max_length:
+        raise ValueError(f"sequence length {length} (padded to {padded}) exceeds the model's maximum {max_length}")
+    if padded == length:
+        return input_ids, attention_mask
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+    return (F.pad(input_ids, (0, padded - length), value=config.pad_token_id),
+            F.pad(attention_mask.bool(), (0, padded - length), value=False))
+
+
+# %% notebooks/02_reformer.ipynb cell 61
 class ReformerLM(nn.Module):
     """A Reformer language model: token + (axial) position embeddings, reversible local/LSH layers on two streams,
     a LayerNorm over both streams and a linear head. Inputs whose length is not a multiple of the chunk lengths are
@@ -592,16 +613,8 @@ class ReformerLM(nn.Module):
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
         c, length = self.config, input_ids.shape[1]
-        padded = length
-        if length > c.min_chunk_length and length % c.chunk_multiple:
-            padded = c.chunk_multiple * math.ceil(length / c.chunk_multiple)
-        if padded > self.max_length:
-            raise ValueError(f"sequence length {length} (padded to {padded}) exceeds the model's maximum {self.max_length}")
-        if padded != length:
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-            input_ids = F.pad(input_ids, (0, padded - length), value=c.pad_token_id)
-            attention_mask = F.pad(attention_mask.bool(), (0, padded - length), value=False)
+        input_ids, attention_mask = pad_for_chunks(input_ids, attention_mask, c, self.max_length)
+        padded = input_ids.shape[1]
         hidden = F.dropout(self.word_embeddings(input_ids), c.hidden_dropout_prob, self.training)
         hidden = hidden + self.position_embeddings(torch.arange(padded, device=input_ids.device))
         for block in self.layers.blocks:
@@ -632,7 +645,7 @@ class ReformerLM(nn.Module):
         return tokens[:, prompt.shape[1] :]
 
 
-# %% notebooks/02_reformer.ipynb cell 46
+# %% notebooks/02_reformer.ipynb cell 65
 def reformer_from_transformers(hf_model: nn.Module) -> ReformerLM:
     """A ``ReformerLM`` with the configuration and weights of a ``transformers`` ``ReformerModelWithLMHead``.
 
@@ -683,7 +696,7 @@ def reformer_from_transformers(hf_model: nn.Module) -> ReformerLM:
     return model.to(next(hf_model.parameters()).device)
 
 
-# %% notebooks/02_reformer.ipynb cell 49
+# %% notebooks/02_reformer.ipynb cell 68
 def stdlib_source_text(max_bytes: int | None = None, root: str | Path | None = None) -> bytes:
     """The Python standard library's top-level ``*.py`` files (sorted by name) concatenated as bytes.
 
@@ -741,7 +754,34 @@ def language_model_loss(model: nn.Module, batch: tuple[torch.Tensor]) -> torch.T
     return F.cross_entropy(model(windows[:, :-1]).flatten(0, 1), windows[:, 1:].flatten())
 
 
-# %% notebooks/02_reformer.ipynb cell 50
+# %% notebooks/02_reformer.ipynb cell 70
+@dataclass(frozen=True)
+class LanguageModelTraining:
+    """The chapter's training recipe: AdamW (weight decay 0.01) with a one-cycle schedule peaking at
+    ``learning_rate`` after 10% of ``steps``, gradient norm clipped to 1, seeded batches of ``batch_size`` windows."""
+
+    batch_size: int
+    steps: int
+    learning_rate: float
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.steps < 1 or not self.learning_rate > 0:
+            raise ValueError(f"need batch_size >= 1, steps >= 1 and learning_rate > 0, got {self}")
+
+
+def train_language_model(model: nn.Module, train_windows: torch.Tensor, training: LanguageModelTraining,
+                         description: str = "Reformer LM", **fit_options: Any) -> TrainingHistory:
+    """Train a language model on ``train_windows (N, L + 1)`` with ``training``'s recipe through
+    ``annotated.utils.fit`` (``fit_options``: ``checkpoint_dir``, ``checkpoint_every``, ``accelerator``, ...)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, training.learning_rate, total_steps=training.steps,
+                                                    pct_start=0.1)
+    return fit(model, optimizer, language_model_loss,
+               random_batches(train_windows, batch_size=training.batch_size),
+               training.steps, scheduler=scheduler, max_grad_norm=1.0, description=description, **fit_options)
+
+
+# %% notebooks/02_reformer.ipynb cell 95
 CRIME_AND_PUNISHMENT_URL = "https://www.gutenberg.org/cache/epub/2554/pg2554.txt"  # Project Gutenberg's plain text
 
 
@@ -784,33 +824,7 @@ def crime_and_punishment_config() -> ReformerConfig:
         local_attention_probs_dropout_prob=0.05)
 
 
-@dataclass(frozen=True)
-class LanguageModelTraining:
-    """The chapter's training recipe: AdamW (weight decay 0.01) with a one-cycle schedule peaking at
-    ``learning_rate`` after 10% of ``steps``, gradient norm clipped to 1, seeded batches of ``batch_size`` windows."""
-
-    batch_size: int
-    steps: int
-    learning_rate: float
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.steps < 1 or not self.learning_rate > 0:
-            raise ValueError(f"need batch_size >= 1, steps >= 1 and learning_rate > 0, got {self}")
-
-
 def full_training() -> LanguageModelTraining:
     """This book's choice for the full-scale run (the post gives no training recipe): one 524,288-byte window per
     step, 6,000 steps (about six passes over the novel), peak learning rate 1e-3."""
     return LanguageModelTraining(batch_size=1, steps=6_000, learning_rate=1e-3)
-
-
-def train_language_model(model: nn.Module, train_windows: torch.Tensor, training: LanguageModelTraining,
-                         description: str = "Reformer LM", **fit_options: Any) -> TrainingHistory:
-    """Train a language model on ``train_windows (N, L + 1)`` with ``training``'s recipe through
-    ``annotated.utils.fit`` (``fit_options``: ``checkpoint_dir``, ``checkpoint_every``, ``accelerator``, ...)."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, training.learning_rate, total_steps=training.steps,
-                                                    pct_start=0.1)
-    return fit(model, optimizer, language_model_loss,
-               random_batches(train_windows, batch_size=training.batch_size),
-               training.steps, scheduler=scheduler, max_grad_norm=1.0, description=description, **fit_options)
