@@ -152,6 +152,7 @@ class TransformerConfig:
             raise ValueError(f"hidden_size must be divisible by num_heads, got {self.hidden_size} and {self.num_heads}")
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 19
 class Embeddings(nn.Module):
     """Word + learned position + token-type embeddings, then LayerNorm and dropout (BERT's embedding block)."""
 
@@ -194,7 +195,7 @@ class FeedForward(nn.Module):
         return self.dropout(self.output(self.activation(self.intermediate(hidden))))
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 18
+# %% notebooks/03_encoder_decoder.ipynb cell 20
 class EncoderLayer(nn.Module):
     """Bidirectional self-attention and a feed-forward network, each followed by residual + LayerNorm (post-LN)."""
 
@@ -254,7 +255,7 @@ class Encoder(nn.Module):
         return hidden
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 22
+# %% notebooks/03_encoder_decoder.ipynb cell 24
 @dataclass
 class KVCache:
     """Keys and values of every decoder layer: self-attention ones grow by one position per step, cross-attention
@@ -281,6 +282,7 @@ class KVCache:
                     store[i] = (kv[0].index_select(0, index), kv[1].index_select(0, index))
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 26
 class DecoderLayer(nn.Module):
     """Causal self-attention, cross-attention over the encoder output and a feed-forward network (post-LN)."""
 
@@ -321,7 +323,7 @@ class DecoderLayer(nn.Module):
         return self.output_norm(hidden + self.feed_forward(hidden)), crossed.weights
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 24
+# %% notebooks/03_encoder_decoder.ipynb cell 28
 class LMHead(nn.Module):
     """BERT's prediction head: dense -> ``hidden_act`` -> LayerNorm, then the (tied) word-embedding matrix plus a bias."""
 
@@ -336,6 +338,7 @@ class LMHead(nn.Module):
         return F.linear(self.layer_norm(self.activation(self.dense(hidden))), word_embeddings, self.bias)
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 30
 @dataclass
 class DecoderOutput:
     """Logits (B, T, V), the last hidden states, the cache (if one was passed) and cross-attention weights per layer."""
@@ -391,7 +394,7 @@ class Decoder(nn.Module):
         return DecoderOutput(logits, hidden, cache, weights if return_attention else None)
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 28
+# %% notebooks/03_encoder_decoder.ipynb cell 34
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from labels: prepend the start token, drop the last label, replace ignored (-100) by padding."""
     if labels.ndim != 2:
@@ -418,6 +421,7 @@ class Seq2SeqOutput:
     encoder_hidden_states: torch.Tensor
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 37
 class EncoderDecoderModel(nn.Module):
     """An ``Encoder`` and a ``Decoder`` joined by cross-attention, with the token ids generation needs."""
 
@@ -492,6 +496,7 @@ class EncoderDecoderModel(nn.Module):
         return ModelDecodingState(self, self.encode(input_ids, attention_mask), attention_mask, use_cache)
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 39
 class ModelDecodingState:
     """Next-token logits of an ``EncoderDecoderModel`` for a growing batch of prefixes (with or without a cache)."""
 
@@ -513,7 +518,7 @@ class ModelDecodingState:
             self.cache.reorder(index)
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 31
+# %% notebooks/03_encoder_decoder.ipynb cell 41
 def _bert_layer_names(ours: str, theirs: str, cross: bool) -> dict[str, str]:
     """Our parameter name -> ``transformers``' BERT name, for one layer."""
     pairs = {
@@ -575,7 +580,7 @@ def _copy_weights(module: nn.Module, source: Mapping[str, torch.Tensor], names: 
     module.load_state_dict({ours: source[theirs].detach().clone() for ours, theirs in names.items()})
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 32
+# %% notebooks/03_encoder_decoder.ipynb cell 42
 def _refuse(name: str, value: Any, supported: str) -> NoReturn:
     """Raise the ValueError of a config field we do not implement: the field, the value given, what is supported."""
     raise ValueError(f"{name}={value!r} is not supported; supported: {supported}")
@@ -633,6 +638,7 @@ def _check_role(config: Any, decoder: bool) -> None:
             _refuse(name, value, f"{name}={decoder} for {'a decoder' if decoder else 'an encoder'}")
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 44
 def encoder_from_transformers(hf_bert_model: nn.Module, encoder: Encoder | None = None) -> Encoder:
     """An ``Encoder`` with the configuration and weights of a ``transformers`` ``BertModel`` (its pooler is dropped).
 
@@ -693,7 +699,7 @@ def encoder_decoder_from_transformers(hf_encoder_decoder_model: nn.Module) -> En
     return model
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 36
+# %% notebooks/03_encoder_decoder.ipynb cell 48
 # English noun -> (German noun, gender); m/f/n decide the article and the adjective ending.
 NOUNS: dict[str, tuple[str, str]] = {
     "dog": ("Hund", "m"), "man": ("Mann", "m"), "teacher": ("Lehrer", "m"), "friend": ("Freund", "m"),
@@ -754,6 +760,7 @@ HABEN = ("habe", "hast", "hat", "haben")
 ADVERBS = {"present": {"today": "heute", "now": "jetzt", "tomorrow": "morgen"}, "perfect": {"yesterday": "gestern", "today": "heute"}}
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 50
 def noun_phrase(noun: str, determiner: str, adjective: str | None, accusative: bool) -> tuple[list[str], list[str]]:
     """English and German words of 'the/a/my [adjective] noun' in the nominative or accusative."""
     german, gender = NOUNS[noun]
@@ -772,7 +779,7 @@ def noun_phrase(noun: str, determiner: str, adjective: str | None, accusative: b
     return english, [article] + ([ADJECTIVES[adjective] + ending] if adjective else []) + [german]
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 38
+# %% notebooks/03_encoder_decoder.ipynb cell 52
 @dataclass
 class Sentence:
     """One generated sentence pair and the (verb, object noun) combination it uses."""
@@ -822,7 +829,7 @@ def random_sentence(rng: "random.Random", verb: str, noun: str) -> Sentence:
     return Sentence(english, german, verb, noun)
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 39
+# %% notebooks/03_encoder_decoder.ipynb cell 53
 @dataclass
 class ToyCorpus:
     """Training and held-out sentence pairs; no held-out (verb, object) combination occurs in training."""
@@ -849,7 +856,7 @@ def make_toy_corpus(num_train: int = 20_000, num_test: int = 300, held_out_fract
     return ToyCorpus(train, test, held)
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 41
+# %% notebooks/03_encoder_decoder.ipynb cell 55
 class Vocabulary:
     """Word-level token ids with BERT's special tokens: [PAD]=0, [UNK]=1, [CLS]=2 (start), [SEP]=3 (end)."""
 
@@ -897,7 +904,7 @@ def detokenize(words: Sequence[str]) -> str:
     return text[:1].upper() + text[1:]
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 51
+# %% notebooks/03_encoder_decoder.ipynb cell 65
 class DecodingState(Protocol):
     """What generation needs from a model once the input is encoded."""
 
@@ -922,6 +929,7 @@ class Seq2SeqGenerator(Protocol):
     ) -> DecodingState: ...
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 67
 def penalize_repetitions(tokens: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL's repetition penalty (Keskar et al. 2019), as ``transformers``' ``repetition_penalty``: the score of every
     token already in ``tokens`` (N, t) is divided by ``penalty`` where positive and multiplied by it where negative,
@@ -959,6 +967,7 @@ def ban_tokens(
     return scores
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 69
 def _check_lengths(max_length: int, min_length: int) -> None:
     if max_length < 2:
         raise ValueError(f"max_length counts the start token and must be >= 2, got {max_length}")
@@ -984,7 +993,7 @@ def _start_tokens(
     return decoder_input_ids.long()
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 52
+# %% notebooks/03_encoder_decoder.ipynb cell 70
 @torch.no_grad()
 def greedy_search(
     model: Seq2SeqGenerator,
@@ -1016,7 +1025,7 @@ def greedy_search(
     return tokens
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 58
+# %% notebooks/03_encoder_decoder.ipynb cell 76
 class ProbabilityTree:
     """A hand-written next-word distribution (a dict from prefixes to ``{word: probability}``), usable with the
     generation functions wherever a model is. Prefixes not in the tree end the sentence."""
@@ -1051,7 +1060,7 @@ class ProbabilityTree:
         return [self.vocabulary[i] for i in tokens.tolist() if i not in (self.pad_token_id, self.eos_token_id)]
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 62
+# %% notebooks/03_encoder_decoder.ipynb cell 80
 @dataclass
 class BeamSearchOutput:
     """Sequences (B * num_return_sequences, T) and their length-normalised scores (log-probability / length**penalty)."""
@@ -1148,7 +1157,7 @@ def beam_search(
     return BeamSearchOutput(sequences[:, :longest], scores)
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 67
+# %% notebooks/03_encoder_decoder.ipynb cell 87
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of every row (ties with the k-th included); ``k <= 0`` keeps all."""
     if k <= 0 or k >= logits.shape[-1]:
@@ -1171,6 +1180,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(remove, -math.inf)
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 89
 @torch.no_grad()
 def sample(
     model: Seq2SeqGenerator,
@@ -1219,7 +1229,7 @@ def sample(
     return tokens
 
 
-# %% notebooks/03_encoder_decoder.ipynb cell 97
+# %% notebooks/03_encoder_decoder.ipynb cell 122
 TRANSLATION_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
 
@@ -1269,6 +1279,7 @@ class TranslationConfig:
 WMT16_FULL = TranslationConfig()
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 124
 def translation_pairs(split, source_lang: str = "en", target_lang: str = "de", column: str = "translation",
                       limit: int | None = None) -> tuple[list[str], list[str]]:
     """(sources, targets) of a ``datasets.Dataset`` split in WMT's layout: a ``translation`` column of
@@ -1316,6 +1327,7 @@ def model_configs_from_checkpoint(checkpoint: str, vocab_size: int) -> tuple[Tra
     )
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 126
 def train_subword_tokenizer(texts: Sequence[str], vocab_size: int):
     """A byte-pair-encoding ``tokenizers.Tokenizer`` shared by both languages, with ``[PAD]`` 0, ``[UNK]`` 1,
     ``[CLS]`` 2 (decoder start) and ``[SEP]`` 3 (end); word boundaries are kept as ``▁``, so decoding is exact."""
@@ -1364,6 +1376,7 @@ def translation_batches(sources: Sequence[torch.Tensor], targets: Sequence[torch
     return batch_at
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 128
 def _translation_loss(model: "EncoderDecoderModel", batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     input_ids, attention_mask, labels = batch
     return model(input_ids, attention_mask, labels=labels).loss
@@ -1392,6 +1405,7 @@ def translate(model: "EncoderDecoderModel", tokenizer, sources: Sequence[torch.T
     return out
 
 
+# %% notebooks/03_encoder_decoder.ipynb cell 130
 def train_translation(
     data: dict[str, tuple[list[str], list[str]]],
     config: TranslationConfig = WMT16_FULL,
