@@ -103,6 +103,7 @@ class LoadReport:
     unused: list[str]
 
 
+# %% notebooks/04_warm_starting.ipynb cell 14
 def warm_start(
     variant: str,
     checkpoint: BertCheckpoint,
@@ -156,6 +157,7 @@ def warm_start(
     return model, LoadReport(sorted(loaded), sorted(new), unused)
 
 
+# %% notebooks/04_warm_starting.ipynb cell 16
 def parameter_counts(model: EncoderDecoderModel, report: LoadReport) -> dict[str, int]:
     """Random, loaded and total numbers of (distinct) parameters; shared tensors count once."""
     state = model.state_dict()
@@ -169,7 +171,7 @@ def parameter_counts(model: EncoderDecoderModel, report: LoadReport) -> dict[str
     return counts
 
 
-# %% notebooks/04_warm_starting.ipynb cell 17
+# %% notebooks/04_warm_starting.ipynb cell 21
 def prune_vocabulary(checkpoint: BertCheckpoint, keep_ids: Iterable[int]) -> tuple[BertCheckpoint, torch.Tensor]:
     """Keep the word-embedding rows ``keep_ids`` (pretrained values, original order) and any MLM-head bias entries.
 
@@ -192,7 +194,7 @@ def prune_vocabulary(checkpoint: BertCheckpoint, keep_ids: Iterable[int]) -> tup
     return BertCheckpoint(config, tensors, checkpoint.source), lookup
 
 
-# %% notebooks/04_warm_starting.ipynb cell 20
+# %% notebooks/04_warm_starting.ipynb cell 24
 @dataclass(frozen=True)
 class DocstringPair:
     """The body of a docstring (prefixed by the object's name), its one-line summary and the module it is from."""
@@ -241,7 +243,7 @@ def split_by_module(pairs: Sequence[DocstringPair], test_fraction: float = 0.125
     return [p for p in pairs if p.module not in test_modules], [p for p in pairs if p.module in test_modules]
 
 
-# %% notebooks/04_warm_starting.ipynb cell 23
+# %% notebooks/04_warm_starting.ipynb cell 27
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int, sep_token_id: int = 102) -> torch.Tensor:
     """(N, max_length) ids of ``[CLS] text [SEP]`` from a ``tokenizers.Tokenizer``, truncated (keeping the final
     ``[SEP]``) and padded with 0, whatever padding the tokenizer itself is set to."""
@@ -259,6 +261,7 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, sep_token_id:
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
+# %% notebooks/04_warm_starting.ipynb cell 29
 @dataclass
 class SummarisationTask:
     """A tokenised summarisation task, on a vocabulary pruned to its training text or on the checkpoint's own.
@@ -289,6 +292,7 @@ class SummarisationTask:
         return texts
 
 
+# %% notebooks/04_warm_starting.ipynb cell 31
 def tokenised_task(
     checkpoint: BertCheckpoint,
     tokenizer,
@@ -343,6 +347,7 @@ def tokenised_task(
     )
 
 
+# %% notebooks/04_warm_starting.ipynb cell 33
 def make_summarisation_task(
     checkpoint: BertCheckpoint,
     tokenizer,
@@ -359,7 +364,7 @@ def make_summarisation_task(
                           dropout=dropout, prune=True)
 
 
-# %% notebooks/04_warm_starting.ipynb cell 26
+# %% notebooks/04_warm_starting.ipynb cell 36
 def _seq2seq_loss(model: EncoderDecoderModel, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     source, labels = batch
     return model(source, (source != 0).long(), labels=labels).loss
@@ -402,6 +407,7 @@ def fine_tune(
     return model.eval(), history
 
 
+# %% notebooks/04_warm_starting.ipynb cell 38
 def rouge_f1(predictions: Sequence[str], references: Sequence[str], types: Sequence[str] = ("rouge2", "rougeL"),
              per_example: bool = False) -> dict:
     """Mean ROUGE F1 in % (``rouge-score`` with stemming; references lower-cased for an uncased model), or with
@@ -431,7 +437,7 @@ def evaluate_summaries(model: EncoderDecoderModel, task: SummarisationTask, max_
                 **rouge_f1(predictions, task.test_references))
 
 
-# %% notebooks/04_warm_starting.ipynb cell 36
+# %% notebooks/04_warm_starting.ipynb cell 48
 def docstring_texts(root: str | Path | None = None, skip_modules: Iterable[str] = ()) -> list[str]:
     """Every docstring (whitespace-normalised, at least 4 words) of the ``.py`` files under ``root`` (the standard
     library by default), except those of ``skip_modules`` (dotted names as in ``DocstringPair.module``)."""
@@ -480,6 +486,7 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
     return tokenizer
 
 
+# %% notebooks/04_warm_starting.ipynb cell 50
 class BertForMaskedLM(torch.nn.Module):
     """An ``Encoder`` with BERT's MLM head tied to its word embeddings; ``to_checkpoint`` gives a ``BertCheckpoint``
     under ``transformers``' names (MLM head included) for ``warm_start``."""
@@ -504,6 +511,7 @@ class BertForMaskedLM(torch.nn.Module):
         return BertCheckpoint(self.config, tensors, "BertForMaskedLM")
 
 
+# %% notebooks/04_warm_starting.ipynb cell 52
 def mask_tokens(
     input_ids: torch.Tensor, mask_id: int, vocab_size: int, special_ids: Iterable[int], probability: float = 0.15,
     generator: torch.Generator | None = None,
@@ -522,6 +530,7 @@ def mask_tokens(
     return inputs, labels
 
 
+# %% notebooks/04_warm_starting.ipynb cell 54
 def pretrain_mlm(
     model: BertForMaskedLM, token_ids: torch.Tensor, steps: int, mask_id: int, special_ids: Iterable[int],
     batch_size: int = 32, learning_rate: float = 1e-3, warmup_steps: int = 50, seed: int = 0,
@@ -555,7 +564,7 @@ def pretrain_mlm(
                description="MLM pretraining")
 
 
-# %% notebooks/04_warm_starting.ipynb cell 42
+# %% notebooks/04_warm_starting.ipynb cell 62
 @dataclass(frozen=True)
 class CnnDailyMailConfig:
     """BERT2BERT on CNN/DailyMail; the defaults are the warm-starting post's recipe.
@@ -605,6 +614,7 @@ class CnnDailyMailConfig:
 CNN_DAILYMAIL_FULL = CnnDailyMailConfig()
 
 
+# %% notebooks/04_warm_starting.ipynb cell 65
 def load_bert_with_tokenizer(checkpoint: str, dropout: float | None = None):
     """A BERT checkpoint (hub id or a folder in the hub's layout) and its ``tokenizers.Tokenizer``.
 
@@ -649,6 +659,7 @@ def load_cnn_dailymail(config: CnnDailyMailConfig = CNN_DAILYMAIL_FULL) -> dict[
     return {split: articles_and_highlights(data[split]) for split in ("train", "test")}
 
 
+# %% notebooks/04_warm_starting.ipynb cell 67
 @torch.no_grad()
 def beam_summaries(model: EncoderDecoderModel, task: SummarisationTask, config: CnnDailyMailConfig = CNN_DAILYMAIL_FULL,
                    limit: int | None = None, progress: bool = True) -> list[str]:

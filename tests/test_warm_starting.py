@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,27 +189,71 @@ def test_fine_tuning_lowers_the_loss_and_resumes(small_task, tmp_path):
     assert len(scores["predictions"]) == 1 and scores["loss"] > 0 and 0 <= scores["rouge2"] <= 100
 
 
-def test_variants_script_runs_at_ci_size(tmp_path):
-    """The chapter's longer experiment, at a tiny size: it must run end to end and write its JSON and figure."""
+def _variants_script():
     import importlib.util
-    import json
     from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "scripts" / "warm_starting_variants.py"
     spec = importlib.util.spec_from_file_location("warm_starting_variants", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_variants_script_runs_at_ci_size(tmp_path):
+    """The chapter's longer experiment, at a tiny size and two seeds: it must run end to end, write every (seed,
+    variant) run as it finishes, its JSON and figure, and skip finished runs when called again."""
+    import json
+
+    script = _variants_script()
     args = ["--ci", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--variants", "Rnd2Rnd,BERTShare"]
     results = script.main(args)
     stored = json.loads((tmp_path / "out" / "variants_ci.json").read_text())
-    assert (tmp_path / "out" / "variants_ci.png").is_file()
-    for name in ("Rnd2Rnd", "BERTShare"):
-        assert len(stored["variants"][name]["losses"]) == script.CI["steps"]
-        assert len(stored["variants"][name]["curve"]) == 4
+    assert (tmp_path / "out" / "variants_ci.png").is_file() and stored["seeds"] == list(script.CI["seeds"]) == [0, 1]
+    runs = sorted((tmp_path / "out" / "runs_ci").glob("*.json"))
+    assert [p.name for p in runs] == ["seed0_BERTShare.json", "seed0_Rnd2Rnd.json", "seed1_BERTShare.json", "seed1_Rnd2Rnd.json"]
+    for path in runs:
+        run = json.loads(path.read_text())["run"]
+        assert len(run["losses"]) == script.CI["steps"] and len(run["curve"]) == 4
+        assert len(run["per_example"]["rouge2"]) == script.CI["num_test"] == len(run["per_example"]["tokens"])
+        assert np.mean(run["per_example"]["rouge2"]) == pytest.approx(run["rouge2"])
+        assert sum(run["per_example"]["loss_sum"]) / sum(run["per_example"]["tokens"]) == pytest.approx(run["loss"], rel=1e-4)
+    # the seeds differ (initialisation, batch order, dropout), the held-out examples do not
+    assert stored["runs"]["seed0_Rnd2Rnd"]["losses"] != stored["runs"]["seed1_Rnd2Rnd"]["losses"]
     assert stored["variants"]["Rnd2Rnd"]["rouge2_gain_over_rnd2rnd"]["mean"] == 0.0
-    # resuming: a second call finds the final checkpoints and trains no further steps
+    (comparison,) = stored["comparisons"]
+    assert (comparison["variant"], comparison["against"]) == ("BERTShare", "Rnd2Rnd")
+    gain = comparison["rouge2_gain"]
+    assert len(gain["per_seed"]) == 2 and gain["low"] <= gain["mean"] <= gain["high"]
+    assert gain["mean"] == pytest.approx(stored["variants"]["BERTShare"]["rouge2"] - stored["variants"]["Rnd2Rnd"]["rouge2"])
+    # resuming: a second call finds every run finished and trains nothing
+    written = {p: p.stat().st_mtime_ns for p in runs}
     again = script.main(args)
-    assert again["variants"]["BERTShare"]["losses"] == results["variants"]["BERTShare"]["losses"]
+    assert {p: p.stat().st_mtime_ns for p in runs} == written
+    assert again["variants"] == results["variants"] and again["comparisons"] == results["comparisons"]
+
+
+def test_paired_bootstrap_over_seeds_and_examples():
+    script = _variants_script()
+    rng = np.random.default_rng(1)
+    b = rng.normal(size=(3, 50))
+    same = script.paired_bootstrap(b, b)
+    assert same["mean"] == same["low"] == same["high"] == same["seed_sd"] == 0.0
+    shifted = script.paired_bootstrap(b + 2.0, b)  # a constant gain has no spread at all
+    assert shifted["low"] == pytest.approx(2.0) and shifted["high"] == pytest.approx(2.0)
+    # gains that differ by seed: the two-level interval covers the seeds' spread, one seed's interval does not
+    a = b + np.array([[0.0], [1.0], [2.0]]) + rng.normal(scale=0.1, size=(3, 50))
+    r = script.paired_bootstrap(a, b)
+    assert r["mean"] == pytest.approx((a - b).mean()) and r["seed_sd"] == pytest.approx(1.0, abs=0.05)
+    assert r["high"] - r["low"] > 1.0 > r["per_seed"][0]["high"] - r["per_seed"][0]["low"]
+    # weights: the gain is each seed's weighted mean (a held-out loss is a mean over tokens, not over examples)
+    w = rng.integers(1, 9, size=50)
+    weighted = script.paired_bootstrap(a, b, weights=w)
+    assert weighted["mean"] == pytest.approx(np.mean(((a - b) * w).sum(axis=1) / w.sum()))
+    with pytest.raises(ValueError, match="same shape"):
+        script.paired_bootstrap(a, b[:, :10])
+    with pytest.raises(ValueError, match="weights"):
+        script.paired_bootstrap(a, b, weights=w[:10])
 
 
 def test_encode_texts_ignores_the_tokenizers_own_padding(directory):
