@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -647,7 +647,137 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 68
+@dataclass
+class Episode:
+    """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+
+
+@torch.no_grad()
+def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> list[Episode]:
+    """``n_episodes`` complete episodes of the stochastic policy ``Categorical(logits=actor(s))``, run side by side;
+    episode ``i`` is reset with ``seed + i`` and the actions are drawn from a generator seeded with ``seed``."""
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    generator = torch.Generator().manual_seed(seed)
+    envs = [gym.make(env_id) for _ in range(n_episodes)]
+    observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    trajectories: list[tuple[list, list, list]] = [([], [], []) for _ in range(n_episodes)]
+    running = np.ones(n_episodes, dtype=bool)
+    while running.any():
+        active = np.flatnonzero(running)
+        probabilities = torch.softmax(actor(torch.as_tensor(observations[active], dtype=torch.float32)), dim=1)
+        actions = torch.multinomial(probabilities, 1, generator=generator)[:, 0].numpy()
+        for i, action in zip(active, actions):
+            trajectory_obs, trajectory_actions, trajectory_rewards = trajectories[i]
+            trajectory_obs.append(observations[i].copy())
+            trajectory_actions.append(int(action))
+            observations[i], reward, terminated, truncated, _ = envs[i].step(int(action))
+            trajectory_rewards.append(float(reward))
+            running[i] = not (terminated or truncated)
+    for env in envs:
+        env.close()
+    return [Episode(torch.as_tensor(np.stack(o), dtype=torch.float32), torch.tensor(a), torch.tensor(r, dtype=torch.float32))
+            for o, a, r in trajectories]
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 69
+def gradient_weights(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
+) -> dict[str, torch.Tensor]:
+    """The weight ``Psi_t`` of ``grad log pi(a_t | s_t)`` in each policy-gradient estimate, for one complete episode
+    (``rewards`` and the critic's ``values``, both of shape ``(T,)``): the whole episode's discounted return, the
+    reward-to-go ``G_t``, ``G_t - V(s_t)`` and GAE at each ``lambda``."""
+    if rewards.shape != values.shape or rewards.ndim != 1:
+        raise ValueError(f"rewards and values must share a (T,) shape, got {tuple(rewards.shape)} and {tuple(values.shape)}")
+    reward_to_go = torch.as_tensor(discounted_returns(rewards.tolist(), gamma), dtype=torch.float32)
+    weights = {"full return": reward_to_go[0].expand(len(rewards)), "reward-to-go": reward_to_go,
+               "value baseline": reward_to_go - values}
+    dones = torch.zeros(len(rewards), 1)
+    dones[-1] = 1.0  # the episode ends with its last step: nothing to bootstrap
+    for lam in lambdas:
+        advantages, _ = compute_gae(rewards[:, None], values[:, None], dones, torch.zeros(1), gamma, lam)
+        weights[f"GAE {lam:g}"] = advantages[:, 0]
+    return weights
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 71
+def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
+    """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
+    parameters (in the order of ``actor.parameters()``)."""
+    if weights.shape != episode.rewards.shape:
+        raise ValueError(f"weights must have shape {tuple(episode.rewards.shape)}, got {tuple(weights.shape)}")
+    log_probs = Categorical(logits=actor(episode.observations)).log_prob(episode.actions)
+    gradients = torch.autograd.grad((log_probs * weights.detach()).sum(), list(actor.parameters()))
+    return torch.cat([gradient.reshape(-1) for gradient in gradients])
+
+
+def total_variance(gradients: torch.Tensor) -> float:
+    """The trace of the covariance of gradient estimates, one per row of ``(n, parameters)``: the expected squared
+    distance of an estimate from their mean (unbiased sample estimate)."""
+    if gradients.ndim != 2 or len(gradients) < 2:
+        raise ValueError(f"expected at least two flattened gradients in an (n, parameters) tensor, got {tuple(gradients.shape)}")
+    return float(gradients.double().var(dim=0).sum())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 73
+def episode_gradients(
+    actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
+) -> dict[str, torch.Tensor]:
+    """``episode_gradient`` for every episode and every named weighting at once: per-step scores
+    ``grad log pi(a_t | s_t)`` by ``torch.func`` (``vmap`` of ``grad``), summed per episode with each weighting.
+    Returns ``{name: (n_episodes, parameters)}``."""
+    if len(episodes) != len(weights) or not episodes:
+        raise ValueError(f"need one weights dict per episode, got {len(episodes)} episodes and {len(weights)} dicts")
+    names = list(weights[0])
+    params = {name: value.detach() for name, value in actor.named_parameters()}
+
+    def log_prob(p: dict[str, torch.Tensor], observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(torch.func.functional_call(actor, p, (observation[None],))[0], dim=0).gather(0, action[None])[0]
+
+    scores_of = torch.func.vmap(torch.func.grad(log_prob), in_dims=(None, 0, 0))
+    observations = torch.cat([episode.observations for episode in episodes])
+    actions = torch.cat([episode.actions for episode in episodes])
+    psi = torch.stack([torch.cat([w[name] for w in weights]) for name in names], dim=1)  # (steps, estimators)
+    owner = torch.cat([torch.full((len(episode.actions),), i) for i, episode in enumerate(episodes)])
+    size = sum(value.numel() for value in params.values())
+    out = torch.zeros(len(names), len(episodes), size)
+    for begin in range(0, len(actions), chunk):
+        part = slice(begin, begin + chunk)
+        scores = scores_of(params, observations[part], actions[part])
+        flat = torch.cat([rearrange(scores[name], "t ... -> t (...)") for name in params], dim=1)  # (chunk, parameters)
+        for k in range(len(names)):
+            out[k].index_add_(0, owner[part], flat * psi[part, k, None])
+    return {name: out[k] for k, name in enumerate(names)}
+
+
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 74
+def fit_value(
+    critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
+    batch_size: int = 256, seed: int = 0,
+) -> float:
+    """Regress ``critic(s_t)`` on the discounted reward-to-go ``G_t`` of ``episodes`` (Monte Carlo targets, Adam,
+    shuffled minibatches); returns the share of the targets' variance the fitted critic explains."""
+    observations = torch.cat([episode.observations for episode in episodes])
+    targets = torch.cat([torch.as_tensor(discounted_returns(e.rewards.tolist(), gamma), dtype=torch.float32) for e in episodes])
+    optimizer = torch.optim.Adam(critic.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in torch.randperm(len(targets), generator=generator).split(batch_size):
+            loss = ((critic(observations[index])[:, 0] - targets[index]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        residual = critic(observations)[:, 0] - targets
+    return float(1.0 - residual.square().mean() / targets.var())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -671,7 +801,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 76
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 87
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
