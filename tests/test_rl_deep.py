@@ -11,19 +11,26 @@ from torch import nn
 
 from annotated.rl.deep import (
     Agent,
+    Episode,
     PPOConfig,
     ReinforceConfig,
     ReplayBuffer,
     check_env,
     compute_gae,
     dqn_loss,
+    episode_gradient,
+    episode_gradients,
     evaluate_policy,
+    fit_value,
+    gradient_weights,
     linear_schedule,
     normalized_returns,
+    play_episodes,
     ppo_clip_loss,
     reinforce,
     reinforce_loss,
     torch_threads,
+    total_variance,
     train_ppo,
 )
 
@@ -174,3 +181,41 @@ def test_reinforce_learns_and_an_untrained_policy_does_not():
     assert history.solved_at_step is not None
     untrained = evaluate_policy(Agent(4, 2).act, "CartPole-v1", n_episodes=10)
     assert untrained.mean() < 100
+
+
+def test_gradient_weights_by_hand():
+    rewards, values = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.5, 1.0, 0.2])
+    weights = gradient_weights(rewards, values, gamma=0.5, lambdas=(0.0, 1.0))
+    reward_to_go = torch.tensor([1.0 + 0.5 * 0.0 + 0.25 * 2.0, 0.0 + 0.5 * 2.0, 2.0])
+    assert torch.allclose(weights["reward-to-go"], reward_to_go)
+    assert torch.allclose(weights["full return"], torch.full((3,), 1.5))
+    assert torch.allclose(weights["value baseline"], reward_to_go - values)
+    assert torch.allclose(weights["GAE 1"], weights["value baseline"])  # a complete episode: lambda 1 is G_t - V
+    td_errors = torch.tensor([1.0 + 0.5 * 1.0 - 0.5, 0.0 + 0.5 * 0.2 - 1.0, 2.0 - 0.2])  # no bootstrap at the end
+    assert torch.allclose(weights["GAE 0"], td_errors)
+    with pytest.raises(ValueError, match="share a"):
+        gradient_weights(rewards, values[:2], gamma=0.5)
+
+
+def test_total_variance_is_the_trace_of_the_covariance():
+    samples = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
+    assert np.isclose(total_variance(samples), float(np.trace(np.cov(samples.numpy().T))))
+    with pytest.raises(ValueError, match="at least two"):
+        total_variance(samples[:1])
+
+
+def test_episode_gradients_equal_the_plain_backward_pass_and_the_baseline_lowers_the_variance():
+    torch.manual_seed(0)
+    agent = Agent(4, 2)
+    episodes = play_episodes(agent.actor, "CartPole-v1", 40, seed=3)
+    assert all(isinstance(e, Episode) and len(e.rewards) == len(e.actions) == len(e.observations) for e in episodes)
+    assert all(torch.equal(a.actions, b.actions) for a, b in zip(play_episodes(agent.actor, "CartPole-v1", 40, seed=3), episodes))
+    fit_value(agent.critic, episodes, gamma=0.99, epochs=30, seed=0)
+    with torch.no_grad():
+        weights = [gradient_weights(e.rewards, agent.critic(e.observations)[:, 0], 0.99) for e in episodes]
+    fast = episode_gradients(agent.actor, episodes, weights, chunk=64)  # several chunks
+    for i in (0, 17, 39):
+        for name, psi in weights[i].items():
+            assert torch.allclose(episode_gradient(agent.actor, episodes[i], psi), fast[name][i], rtol=1e-4, atol=1e-4)
+    variance = {name: total_variance(g) for name, g in fast.items()}
+    assert variance["full return"] > variance["reward-to-go"] > variance["value baseline"] > variance["GAE 0"]

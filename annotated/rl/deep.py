@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'train_ppo', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -236,6 +236,7 @@ class DQNConfig:
     num_threads: int | None = 1
 
 
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 19
 def _train_dqn(env_id: str, config: DQNConfig) -> tuple[nn.Module, RLHistory]:
     seed_everything(config.seed)
     env = gym.make(env_id)
@@ -293,7 +294,7 @@ def train_dqn(env_id: str, config: DQNConfig = DQNConfig()) -> tuple[nn.Module, 
         return _train_dqn(env_id, config)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 20
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 22
 def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8) -> torch.Tensor:
     """Discounted returns of one episode, shifted and scaled to zero mean and unit standard deviation."""
     returns = torch.as_tensor(discounted_returns(rewards, gamma), dtype=torch.float32)
@@ -302,7 +303,7 @@ def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8
     return (returns - returns.mean()) / (returns.std() + eps)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 21
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 23
 def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """The REINFORCE surrogate ``-sum_t G_t log pi(a_t | s_t)``: its gradient is minus the policy gradient estimate."""
     if log_probs.shape != returns.shape:
@@ -310,7 +311,7 @@ def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tens
     return -(log_probs * returns).sum()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 23
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 25
 @dataclass
 class ReinforceConfig:
     """REINFORCE hyperparameters for CartPole-sized problems."""
@@ -372,7 +373,7 @@ def _reinforce(env_id: str, config: ReinforceConfig) -> tuple[nn.Module, RLHisto
     return policy, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 26
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 28
 class Agent(nn.Module):
     """Actor and critic as two separate MLPs (as in CleanRL and stable-baselines3's default ``MlpPolicy``)."""
 
@@ -400,7 +401,7 @@ class Agent(nn.Module):
         return self.actor(observations).argmax(dim=1)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 27
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 29
 def compute_gae(
     rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -429,7 +430,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 31
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 35
 def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """Minus PPO's clipped surrogate ``mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` (a loss to minimise)."""
     if ratio.shape != advantages.shape:
@@ -441,7 +442,7 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: floa
     return -torch.min(unclipped, clipped).mean()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 34
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 38
 @dataclass
 class PPOConfig:
     """PPO hyperparameters. The defaults are tuned for CartPole-v1 (after RL Zoo's settings)."""
@@ -470,10 +471,158 @@ class PPOConfig:
     algorithm: str = "ppo"
 
 
-def _clip(config: PPOConfig, fraction: float) -> float:
-    return config.clip_coef * (1.0 - fraction) if config.anneal_clip else config.clip_coef
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 40
+@dataclass
+class Rollout:
+    """What one rollout stores, each field of shape ``(num_steps, num_envs)`` (observations with a last axis more)."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+
+    @classmethod
+    def empty(cls, num_steps: int, num_envs: int, observation_size: int) -> "Rollout":
+        """Zero-filled storage, reused (overwritten) by every rollout of a training run."""
+        shape = (num_steps, num_envs)
+        return cls(torch.zeros((*shape, observation_size)), torch.zeros(shape, dtype=torch.long),
+                   *(torch.zeros(shape) for _ in range(4)))
 
 
+@torch.no_grad()
+def collect_rollout(
+    agent: Agent, envs: gym.vector.VectorEnv, rollout: Rollout, observation: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """Fill ``rollout`` by acting with ``agent``'s stochastic policy from ``observation`` (one row per environment);
+    return the observation after the last step. Episodes cut by the time limit get ``gamma * V(last observation)``
+    added to their last reward."""
+    num_steps, num_envs = rollout.rewards.shape
+    if observation.shape != (num_envs, rollout.observations.shape[-1]):
+        raise ValueError(f"observation must have shape {(num_envs, rollout.observations.shape[-1])}, "
+                         f"got {tuple(observation.shape)}")
+    for t in range(num_steps):
+        rollout.observations[t] = observation
+        action, log_prob, _, value = agent.get_action_and_value(observation)
+        next_obs, reward, terminated, truncated, info = envs.step(action.numpy())
+        reward = reward.astype(np.float32)
+        cut = np.flatnonzero(truncated & ~terminated)
+        if len(cut):  # bootstrap from the true last observation (the returned one starts the next episode)
+            final = torch.as_tensor(np.stack(info["final_obs"][cut]), dtype=torch.float32)
+            reward[cut] += gamma * agent.get_value(final).numpy()
+        rollout.actions[t], rollout.log_probs[t], rollout.values[t] = action, log_prob, value
+        rollout.rewards[t] = torch.as_tensor(reward)
+        rollout.dones[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32)
+        observation = torch.as_tensor(next_obs, dtype=torch.float32)
+    return observation
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 43
+@torch.no_grad()
+def rollout_batch(
+    agent: Agent, rollout: Rollout, next_observation: torch.Tensor, gamma: float, lam: float
+) -> dict[str, torch.Tensor]:
+    """The rollout as one flat batch of ``num_steps * num_envs`` transitions, with GAE advantages and returns."""
+    advantages, returns = compute_gae(
+        rollout.rewards, rollout.values, rollout.dones, agent.get_value(next_observation), gamma, lam
+    )
+    return {
+        "observations": rearrange(rollout.observations, "t e d -> (t e) d"),
+        "actions": rearrange(rollout.actions, "t e -> (t e)"),
+        "log_probs": rearrange(rollout.log_probs, "t e -> (t e)"),
+        "advantages": rearrange(advantages, "t e -> (t e)"),
+        "returns": rearrange(returns, "t e -> (t e)"),
+    }
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 46
+def ppo_update(
+    agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], config: PPOConfig,
+    clip_coef: float, generator: torch.Generator,
+) -> list[float]:
+    """Minimise PPO's loss (clipped surrogate + ``vf_coef`` x value regression - ``ent_coef`` x entropy) on ``batch``
+    for ``config.update_epochs`` shuffled passes in ``config.num_minibatches`` minibatches each (A2C: one pass, plain
+    policy gradient). Returns the loss of every gradient step."""
+    batch_size = len(batch["actions"])
+    if batch_size % config.num_minibatches:
+        raise ValueError(f"the batch size ({batch_size}) must be divisible by num_minibatches ({config.num_minibatches})")
+    epochs = 1 if config.algorithm == "a2c" else config.update_epochs
+    minibatch_size = batch_size // config.num_minibatches
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(batch_size, generator=generator)
+        for begin in range(0, batch_size, minibatch_size):
+            index = order[begin : begin + minibatch_size]
+            _, new_log_prob, entropy, new_value = agent.get_action_and_value(
+                batch["observations"][index], batch["actions"][index]
+            )
+            advantage = batch["advantages"][index]
+            if config.norm_adv and len(index) > 1:
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            if config.algorithm == "a2c":
+                policy_loss = -(new_log_prob * advantage).mean()
+            else:
+                ratio = torch.exp(new_log_prob - batch["log_probs"][index])
+                policy_loss = ppo_clip_loss(ratio, advantage, clip_coef)
+            value_loss = 0.5 * ((new_value - batch["returns"][index]) ** 2).mean()
+            loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+    return losses
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 49
+def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None, checkpoint_every: int) -> tuple[Agent, RLHistory]:
+    seed_everything(config.seed)
+    envs = make_vector_env(env_id, config.num_envs, config.seed)
+    observation_size, n_actions = check_env(envs)
+    agent = Agent(observation_size, n_actions, config.hidden_sizes)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    generator = torch.Generator().manual_seed(config.seed)
+    rollout = Rollout.empty(config.num_steps, config.num_envs, observation_size)
+    history, first_update = RLHistory(), 0
+    observation = torch.as_tensor(envs.reset(seed=config.seed)[0], dtype=torch.float32)
+    batch_size = config.num_envs * config.num_steps
+    num_updates = math.ceil(config.total_timesteps / batch_size)
+    step, next_eval, train_seconds, start = 0, config.eval_every, 0.0, time.perf_counter()
+    if checkpoint_dir is not None:
+        first_update, history = _resume_rl_checkpoint(checkpoint_dir, agent, optimizer)
+        if first_update:  # fresh episodes from reseeded environments (a simulator's state cannot be saved)
+            envs.close()
+            envs = make_vector_env(env_id, config.num_envs, config.seed + first_update)
+            observation = torch.as_tensor(envs.reset(seed=config.seed + first_update)[0], dtype=torch.float32)
+            generator.manual_seed(config.seed + first_update)
+            step, train_seconds = history.env_steps, history.train_seconds
+            next_eval = (step // config.eval_every + 1) * config.eval_every
+    for update in progress(range(first_update, num_updates), config.algorithm.upper()):
+        fraction = update / num_updates
+        if config.anneal_lr:
+            optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - fraction)
+        clip_coef = config.clip_coef * (1.0 - fraction) if config.anneal_clip else config.clip_coef
+        observation = collect_rollout(agent, envs, rollout, observation, config.gamma)  # 1. rollout
+        step += batch_size
+        batch = rollout_batch(agent, rollout, observation, config.gamma, config.gae_lambda)  # 2. advantages
+        history.losses += ppo_update(agent, optimizer, batch, config, clip_coef, generator)  # 3. update
+        if step >= next_eval:
+            next_eval += config.eval_every
+            train_seconds += time.perf_counter() - start
+            mean_return = evaluate_policy(agent.act, env_id, config.eval_episodes).mean()
+            start = time.perf_counter()
+            if history.record_eval(step, mean_return, train_seconds, config.target_return):
+                break
+        if checkpoint_dir is not None and checkpoint_every and ((update + 1) % checkpoint_every == 0 or update + 1 == num_updates):
+            history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
+            _save_rl_checkpoint(checkpoint_dir, update + 1, agent, optimizer, history)
+    history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
+    envs.close()
+    return agent, history
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 51
 def train_ppo(
     env_id: str, config: PPOConfig = PPOConfig(), *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
 ) -> tuple[Agent, RLHistory]:
@@ -489,10 +638,146 @@ def train_ppo(
     """
     if checkpoint_every < 0 or (checkpoint_every and checkpoint_dir is None):
         raise ValueError(f"checkpoint_every > 0 needs a checkpoint_dir (and must be >= 0), got {checkpoint_every}")
+    if config.algorithm not in ("ppo", "a2c"):
+        raise ValueError(f"algorithm must be 'ppo' or 'a2c', got {config.algorithm!r}")
+    if (config.num_envs * config.num_steps) % config.num_minibatches:
+        raise ValueError(f"num_envs * num_steps ({config.num_envs * config.num_steps}) must be divisible by "
+                         f"num_minibatches ({config.num_minibatches})")
     with torch_threads(config.num_threads):
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 68
+@dataclass
+class Episode:
+    """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+
+
+@torch.no_grad()
+def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> list[Episode]:
+    """``n_episodes`` complete episodes of the stochastic policy ``Categorical(logits=actor(s))``, run side by side;
+    episode ``i`` is reset with ``seed + i`` and the actions are drawn from a generator seeded with ``seed``."""
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    generator = torch.Generator().manual_seed(seed)
+    envs = [gym.make(env_id) for _ in range(n_episodes)]
+    observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    trajectories: list[tuple[list, list, list]] = [([], [], []) for _ in range(n_episodes)]
+    running = np.ones(n_episodes, dtype=bool)
+    while running.any():
+        active = np.flatnonzero(running)
+        probabilities = torch.softmax(actor(torch.as_tensor(observations[active], dtype=torch.float32)), dim=1)
+        actions = torch.multinomial(probabilities, 1, generator=generator)[:, 0].numpy()
+        for i, action in zip(active, actions):
+            trajectory_obs, trajectory_actions, trajectory_rewards = trajectories[i]
+            trajectory_obs.append(observations[i].copy())
+            trajectory_actions.append(int(action))
+            observations[i], reward, terminated, truncated, _ = envs[i].step(int(action))
+            trajectory_rewards.append(float(reward))
+            running[i] = not (terminated or truncated)
+    for env in envs:
+        env.close()
+    return [Episode(torch.as_tensor(np.stack(o), dtype=torch.float32), torch.tensor(a), torch.tensor(r, dtype=torch.float32))
+            for o, a, r in trajectories]
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 69
+def gradient_weights(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
+) -> dict[str, torch.Tensor]:
+    """The weight ``Psi_t`` of ``grad log pi(a_t | s_t)`` in each policy-gradient estimate, for one complete episode
+    (``rewards`` and the critic's ``values``, both of shape ``(T,)``): the whole episode's discounted return, the
+    reward-to-go ``G_t``, ``G_t - V(s_t)`` and GAE at each ``lambda``."""
+    if rewards.shape != values.shape or rewards.ndim != 1:
+        raise ValueError(f"rewards and values must share a (T,) shape, got {tuple(rewards.shape)} and {tuple(values.shape)}")
+    reward_to_go = torch.as_tensor(discounted_returns(rewards.tolist(), gamma), dtype=torch.float32)
+    weights = {"full return": reward_to_go[0].expand(len(rewards)), "reward-to-go": reward_to_go,
+               "value baseline": reward_to_go - values}
+    dones = torch.zeros(len(rewards), 1)
+    dones[-1] = 1.0  # the episode ends with its last step: nothing to bootstrap
+    for lam in lambdas:
+        advantages, _ = compute_gae(rewards[:, None], values[:, None], dones, torch.zeros(1), gamma, lam)
+        weights[f"GAE {lam:g}"] = advantages[:, 0]
+    return weights
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 71
+def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
+    """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
+    parameters (in the order of ``actor.parameters()``)."""
+    if weights.shape != episode.rewards.shape:
+        raise ValueError(f"weights must have shape {tuple(episode.rewards.shape)}, got {tuple(weights.shape)}")
+    log_probs = Categorical(logits=actor(episode.observations)).log_prob(episode.actions)
+    gradients = torch.autograd.grad((log_probs * weights.detach()).sum(), list(actor.parameters()))
+    return torch.cat([gradient.reshape(-1) for gradient in gradients])
+
+
+def total_variance(gradients: torch.Tensor) -> float:
+    """The trace of the covariance of gradient estimates, one per row of ``(n, parameters)``: the expected squared
+    distance of an estimate from their mean (unbiased sample estimate)."""
+    if gradients.ndim != 2 or len(gradients) < 2:
+        raise ValueError(f"expected at least two flattened gradients in an (n, parameters) tensor, got {tuple(gradients.shape)}")
+    return float(gradients.double().var(dim=0).sum())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 73
+def episode_gradients(
+    actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
+) -> dict[str, torch.Tensor]:
+    """``episode_gradient`` for every episode and every named weighting at once: per-step scores
+    ``grad log pi(a_t | s_t)`` by ``torch.func`` (``vmap`` of ``grad``), summed per episode with each weighting.
+    Returns ``{name: (n_episodes, parameters)}``."""
+    if len(episodes) != len(weights) or not episodes:
+        raise ValueError(f"need one weights dict per episode, got {len(episodes)} episodes and {len(weights)} dicts")
+    names = list(weights[0])
+    params = {name: value.detach() for name, value in actor.named_parameters()}
+
+    def log_prob(p: dict[str, torch.Tensor], observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(torch.func.functional_call(actor, p, (observation[None],))[0], dim=0).gather(0, action[None])[0]
+
+    scores_of = torch.func.vmap(torch.func.grad(log_prob), in_dims=(None, 0, 0))
+    observations = torch.cat([episode.observations for episode in episodes])
+    actions = torch.cat([episode.actions for episode in episodes])
+    psi = torch.stack([torch.cat([w[name] for w in weights]) for name in names], dim=1)  # (steps, estimators)
+    owner = torch.cat([torch.full((len(episode.actions),), i) for i, episode in enumerate(episodes)])
+    size = sum(value.numel() for value in params.values())
+    out = torch.zeros(len(names), len(episodes), size)
+    for begin in range(0, len(actions), chunk):
+        part = slice(begin, begin + chunk)
+        scores = scores_of(params, observations[part], actions[part])
+        flat = torch.cat([rearrange(scores[name], "t ... -> t (...)") for name in params], dim=1)  # (chunk, parameters)
+        for k in range(len(names)):
+            out[k].index_add_(0, owner[part], flat * psi[part, k, None])
+    return {name: out[k] for k, name in enumerate(names)}
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 74
+def fit_value(
+    critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
+    batch_size: int = 256, seed: int = 0,
+) -> float:
+    """Regress ``critic(s_t)`` on the discounted reward-to-go ``G_t`` of ``episodes`` (Monte Carlo targets, Adam,
+    shuffled minibatches); returns the share of the targets' variance the fitted critic explains."""
+    observations = torch.cat([episode.observations for episode in episodes])
+    targets = torch.cat([torch.as_tensor(discounted_returns(e.rewards.tolist(), gamma), dtype=torch.float32) for e in episodes])
+    optimizer = torch.optim.Adam(critic.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in torch.randperm(len(targets), generator=generator).split(batch_size):
+            loss = ((critic(observations[index])[:, 0] - targets[index]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        residual = critic(observations)[:, 0] - targets
+    return float(1.0 - residual.square().mean() / targets.var())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -516,114 +801,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-def _train_ppo(
-    env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
-) -> tuple[Agent, RLHistory]:
-    if config.algorithm not in ("ppo", "a2c"):
-        raise ValueError(f"algorithm must be 'ppo' or 'a2c', got {config.algorithm!r}")
-    batch_size = config.num_envs * config.num_steps
-    if batch_size % config.num_minibatches:
-        raise ValueError(f"num_envs * num_steps ({batch_size}) must be divisible by num_minibatches ({config.num_minibatches})")
-    seed_everything(config.seed)
-    envs = make_vector_env(env_id, config.num_envs, config.seed)
-    observation_size, n_actions = check_env(envs)
-    agent = Agent(observation_size, n_actions, config.hidden_sizes)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
-    generator = torch.Generator().manual_seed(config.seed)
-    shape = (config.num_steps, config.num_envs)
-    observations = torch.zeros((*shape, observation_size))
-    actions = torch.zeros(shape, dtype=torch.long)
-    log_probs, rewards, dones, values = (torch.zeros(shape) for _ in range(4))
-    history = RLHistory()
-    next_observation = torch.as_tensor(envs.reset(seed=config.seed)[0], dtype=torch.float32)
-    num_updates = math.ceil(config.total_timesteps / batch_size)
-    step, next_eval, train_seconds, start = 0, config.eval_every, 0.0, time.perf_counter()
-    first_update = 0
-    if checkpoint_dir is not None:
-        first_update, history = _resume_rl_checkpoint(checkpoint_dir, agent, optimizer)
-        if first_update:  # fresh episodes from reseeded environments (a simulator's state cannot be saved)
-            envs.close()
-            envs = make_vector_env(env_id, config.num_envs, config.seed + first_update)
-            next_observation = torch.as_tensor(envs.reset(seed=config.seed + first_update)[0], dtype=torch.float32)
-            generator.manual_seed(config.seed + first_update)
-            step, train_seconds = history.env_steps, history.train_seconds
-            next_eval = (step // config.eval_every + 1) * config.eval_every
-    for update in progress(range(first_update, num_updates), config.algorithm.upper()):
-        fraction = update / num_updates
-        if config.anneal_lr:
-            optimizer.param_groups[0]["lr"] = config.learning_rate * (1.0 - fraction)
-        # 1. Collect a rollout with the current policy.
-        for t in range(config.num_steps):
-            observations[t] = next_observation
-            with torch.no_grad():
-                action, log_prob, _, value = agent.get_action_and_value(next_observation)
-            obs, reward, terminated, truncated, info = envs.step(action.numpy())
-            reward = reward.astype(np.float32)
-            if truncated.any():  # bootstrap episodes cut by the time limit from their true last observation
-                cut = np.flatnonzero(truncated & ~terminated)
-                if len(cut):
-                    final = torch.as_tensor(np.stack(info["final_obs"][cut]), dtype=torch.float32)
-                    with torch.no_grad():
-                        reward[cut] += config.gamma * agent.get_value(final).numpy()
-            actions[t], log_probs[t], values[t] = action, log_prob, value
-            rewards[t] = torch.as_tensor(reward)
-            done = terminated | truncated
-            dones[t] = torch.as_tensor(done, dtype=torch.float32)
-            next_observation = torch.as_tensor(obs, dtype=torch.float32)
-        step += batch_size
-        # 2. Advantages and returns.
-        with torch.no_grad():
-            advantages, returns = compute_gae(
-                rewards, values, dones, agent.get_value(next_observation), config.gamma, config.gae_lambda
-            )
-        flat = {
-            "observations": rearrange(observations, "t e d -> (t e) d"),
-            "actions": rearrange(actions, "t e -> (t e)"),
-            "log_probs": rearrange(log_probs, "t e -> (t e)"),
-            "advantages": rearrange(advantages, "t e -> (t e)"),
-            "returns": rearrange(returns, "t e -> (t e)"),
-        }
-        # 3. Optimise.
-        epochs = 1 if config.algorithm == "a2c" else config.update_epochs
-        minibatch_size = batch_size // config.num_minibatches
-        for _ in range(epochs):
-            order = torch.randperm(batch_size, generator=generator)
-            for begin in range(0, batch_size, minibatch_size):
-                index = order[begin : begin + minibatch_size]
-                _, new_log_prob, entropy, new_value = agent.get_action_and_value(
-                    flat["observations"][index], flat["actions"][index]
-                )
-                advantage = flat["advantages"][index]
-                if config.norm_adv and len(index) > 1:
-                    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-                if config.algorithm == "a2c":
-                    policy_loss = -(new_log_prob * advantage).mean()
-                else:
-                    ratio = torch.exp(new_log_prob - flat["log_probs"][index])
-                    policy_loss = ppo_clip_loss(ratio, advantage, _clip(config, fraction))
-                value_loss = 0.5 * ((new_value - flat["returns"][index]) ** 2).mean()
-                loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy.mean()
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
-                optimizer.step()
-                history.losses.append(loss.item())
-        if step >= next_eval:
-            next_eval += config.eval_every
-            train_seconds += time.perf_counter() - start
-            mean_return = evaluate_policy(agent.act, env_id, config.eval_episodes).mean()
-            start = time.perf_counter()
-            if history.record_eval(step, mean_return, train_seconds, config.target_return):
-                break
-        if checkpoint_dir is not None and checkpoint_every and ((update + 1) % checkpoint_every == 0 or update + 1 == num_updates):
-            history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
-            _save_rl_checkpoint(checkpoint_dir, update + 1, agent, optimizer, history)
-    history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
-    envs.close()
-    return agent, history
-
-
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 55
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 87
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
