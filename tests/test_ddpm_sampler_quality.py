@@ -41,7 +41,8 @@ def test_script_runs_at_ci_size_and_resumes(tmp_path):
     # pure noise is far from real digits: larger than every real-vs-real distance of the same size
     assert summary["pure noise"]["min"] > stored["summary"]["floor"]["max"]
     assert stored["judge"]["held_out_accuracy"] > 0.9
-    assert set(stored["summary"]["finding"]) >= {"ddim_steps_as_good_as_ddpm", "ddim_steps_at_floor"}
+    assert set(stored["summary"]["finding"]) >= {"ddim_steps_within_floor_of_ddpm", "ddim_steps_behind_ddpm_on_every_training_seed"}
+    assert summary["DDIM 2"]["gap_to_ddpm_runs"] == len(sizes["training_seeds"]) * len(sizes["sampling_seeds"])
     # resuming: a second call finds every entry done, samples nothing and returns the same distances
     again = script.main(args)
     assert {k: r["frechet"] for k, r in again["runs"].items()} == {k: r["frechet"] for k, r in results["runs"].items()}
