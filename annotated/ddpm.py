@@ -689,7 +689,7 @@ def held_out_loss(diffusion: GaussianDiffusion, model: nn.Module, images: torch.
     return total / len(images)
 
 
-# %% notebooks/01_ddpm.ipynb cell 95
+# %% notebooks/01_ddpm.ipynb cell 99
 FASHION_MNIST_HUB_ID = "fashion_mnist"  # the post's data set on the Hugging Face hub
 FASHION_MNIST_COLUMNS = ("image", "label")
 
