@@ -5,7 +5,7 @@
 """The Annotated DDPM"""
 
 
-__all__ = ['FASHION_MNIST_HUB_ID', 'FASHION_MNIST_COLUMNS', 'fashion_mnist_tensors', 'load_fashion_mnist', 'linear_beta_schedule', 'quadratic_beta_schedule', 'sigmoid_beta_schedule', 'cosine_beta_schedule', 'extract', 'LossType', 'VarianceType', 'ForwardProcess', 'Residual', 'Upsample', 'Downsample', 'SinusoidalPositionEmbeddings', 'WeightStandardizedConv2d', 'Block', 'ResnetBlock', 'Attention', 'LinearAttention', 'PreNorm', 'Unet', 'GaussianDiffusion', 'EMA', 'EMAUpdater', 'DDPMConfig', 'FASHION_MNIST_TRAIN_SIZE', 'full_config', 'flipped_batches', 'TrainedDDPM', 'train_ddpm', 'held_out_loss']
+__all__ = ['linear_beta_schedule', 'quadratic_beta_schedule', 'sigmoid_beta_schedule', 'cosine_beta_schedule', 'extract', 'LossType', 'VarianceType', 'ForwardProcess', 'Residual', 'Upsample', 'Downsample', 'SinusoidalPositionEmbeddings', 'WeightStandardizedConv2d', 'Block', 'ResnetBlock', 'Attention', 'LinearAttention', 'PreNorm', 'Unet', 'GaussianDiffusion', 'EMA', 'EMAUpdater', 'DDPMConfig', 'FASHION_MNIST_TRAIN_SIZE', 'full_config', 'flipped_batches', 'TrainedDDPM', 'train_ddpm', 'held_out_loss', 'FASHION_MNIST_HUB_ID', 'FASHION_MNIST_COLUMNS', 'fashion_mnist_tensors', 'load_fashion_mnist']
 
 
 # %% notebooks/01_ddpm.ipynb cell 4
@@ -24,45 +24,7 @@ from torch import nn
 from annotated.utils import TrainingHistory, fit, random_batches, seed_everything
 
 
-# %% notebooks/01_ddpm.ipynb cell 8
-FASHION_MNIST_HUB_ID = "fashion_mnist"  # the post's data set on the Hugging Face hub
-FASHION_MNIST_COLUMNS = ("image", "label")
-
-
-def fashion_mnist_tensors(dataset: Any, image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``datasets.Dataset`` in Fashion-MNIST's format (an ``image`` column of grey-scale ``image_size`` squares,
-    an integer ``label`` column) as images ``(N, 1, image_size, image_size)`` scaled to [-1, 1] and labels ``(N,)``."""
-    import numpy as np
-
-    columns = list(getattr(dataset, "column_names", []))
-    missing = [name for name in FASHION_MNIST_COLUMNS if name not in columns]
-    if missing:
-        raise ValueError(f"expected a Fashion-MNIST data set with columns {list(FASHION_MNIST_COLUMNS)}; "
-                         f"missing {missing}, got columns {columns}")
-    if len(dataset) == 0:
-        raise ValueError("expected at least one image, got an empty data set")
-    pictures = [np.asarray(picture.convert("L") if hasattr(picture, "convert") else picture, dtype=np.uint8)
-                for picture in dataset["image"]]
-    shapes = sorted({picture.shape for picture in pictures})
-    if shapes != [(image_size, image_size)]:
-        raise ValueError(f"expected grey-scale images of {image_size}x{image_size} pixels, got shapes {shapes}")
-    images = torch.from_numpy(np.stack(pictures)).float()
-    return rearrange(images, "n h w -> n 1 h w") / 127.5 - 1.0, torch.tensor(dataset["label"], dtype=torch.long)
-
-
-def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST's ``train`` (60,000) or ``test`` (10,000) split from the hub as ``fashion_mnist_tensors`` does.
-
-    Needs ``datasets`` and the network (or its cache); nothing is downloaded before this is called.
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    from datasets import load_dataset
-
-    return fashion_mnist_tensors(load_dataset(FASHION_MNIST_HUB_ID, split=split))
-
-
-# %% notebooks/01_ddpm.ipynb cell 13
+# %% notebooks/01_ddpm.ipynb cell 12
 def _check_timesteps(timesteps: int) -> None:
     if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 2:
         raise ValueError(f"timesteps must be an int >= 2, got {timesteps!r}")
@@ -101,7 +63,7 @@ def cosine_beta_schedule(
     return betas.clamp(min_beta, max_beta).float()
 
 
-# %% notebooks/01_ddpm.ipynb cell 20
+# %% notebooks/01_ddpm.ipynb cell 19
 def extract(values: torch.Tensor, t: torch.Tensor, x_shape: Sequence[int]) -> torch.Tensor:
     """``values[t]`` for each image of a batch, shaped (B, 1, 1, ...) to broadcast over images of ``x_shape``."""
     if t.ndim != 1 or t.shape[0] != x_shape[0]:
@@ -154,7 +116,7 @@ class ForwardProcess:
         ) * noise
 
 
-# %% notebooks/01_ddpm.ipynb cell 28
+# %% notebooks/01_ddpm.ipynb cell 27
 class _ForwardProcessWithLoss(ForwardProcess):
     def p_losses(
         self,
@@ -178,7 +140,7 @@ class _ForwardProcessWithLoss(ForwardProcess):
         return F.smooth_l1_loss(predicted, noise)
 
 
-# %% notebooks/01_ddpm.ipynb cell 32
+# %% notebooks/01_ddpm.ipynb cell 31
 class Residual(nn.Module):
     """``fn(x) + x``."""
 
@@ -203,7 +165,7 @@ def Downsample(dim: int, dim_out: int | None = None) -> nn.Module:
     )
 
 
-# %% notebooks/01_ddpm.ipynb cell 35
+# %% notebooks/01_ddpm.ipynb cell 34
 class SinusoidalPositionEmbeddings(nn.Module):
     """Embed steps ``t`` of shape (B,) as (B, dim): sines then cosines of ``t`` at dim/2 geometric frequencies."""
 
@@ -222,7 +184,7 @@ class SinusoidalPositionEmbeddings(nn.Module):
         return torch.cat((angles.sin(), angles.cos()), dim=-1)
 
 
-# %% notebooks/01_ddpm.ipynb cell 38
+# %% notebooks/01_ddpm.ipynb cell 37
 class WeightStandardizedConv2d(nn.Conv2d):
     """A ``Conv2d`` whose kernel is standardised per output channel (zero mean, unit variance) at every call."""
 
@@ -272,7 +234,7 @@ class ResnetBlock(nn.Module):
         return self.block2(self.block1(x, scale_shift)) + self.res_conv(x)
 
 
-# %% notebooks/01_ddpm.ipynb cell 42
+# %% notebooks/01_ddpm.ipynb cell 41
 class Attention(nn.Module):
     """Multi-head softmax self-attention over the pixels of a feature map."""
 
@@ -323,7 +285,7 @@ class PreNorm(nn.Module):
         return self.fn(self.norm(x))
 
 
-# %% notebooks/01_ddpm.ipynb cell 46
+# %% notebooks/01_ddpm.ipynb cell 45
 class Unet(nn.Module):
     """The noise-prediction U-Net of the post: ``Unet(dim)(x, t)`` maps (B, channels, H, W) and (B,) to (B, out_dim, H, W).
 
@@ -413,7 +375,7 @@ class Unet(nn.Module):
         return self.final_conv(self.final_res_block(torch.cat((x, lifted), dim=1), t))
 
 
-# %% notebooks/01_ddpm.ipynb cell 52
+# %% notebooks/01_ddpm.ipynb cell 53
 class _DDPMSampler(_ForwardProcessWithLoss):
     def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance (beta-tilde, broadcastable) of q(x_{t-1} | x_t, x_0)."""
@@ -474,7 +436,7 @@ class _DDPMSampler(_ForwardProcessWithLoss):
         return torch.stack(trajectory) if return_all else x
 
 
-# %% notebooks/01_ddpm.ipynb cell 56
+# %% notebooks/01_ddpm.ipynb cell 57
 class GaussianDiffusion(_DDPMSampler):
     """The forward process, the DDPM loss (``p_losses``), and the DDPM (``p_sample``, ``sample``) and DDIM
     (``ddim_step``, ``ddim_sample``) samplers of one beta schedule.
@@ -541,7 +503,7 @@ class GaussianDiffusion(_DDPMSampler):
         return torch.stack(trajectory) if return_all else x
 
 
-# %% notebooks/01_ddpm.ipynb cell 60
+# %% notebooks/01_ddpm.ipynb cell 61
 class EMA(nn.Module):
     """An exponential moving average of ``model``'s parameters, usable as the model itself (``ema(x, t)``)."""
 
@@ -591,7 +553,7 @@ class EMAUpdater:
             self.lr_scheduler.load_state_dict(state)
 
 
-# %% notebooks/01_ddpm.ipynb cell 63
+# %% notebooks/01_ddpm.ipynb cell 64
 @dataclass(frozen=True)
 class DDPMConfig:
     """Everything one DDPM training run depends on: data size, U-Net, schedule, loss and optimiser.
@@ -633,15 +595,18 @@ FASHION_MNIST_TRAIN_SIZE = 60_000
 
 
 def full_config() -> DDPMConfig:
-    """The post's Fashion-MNIST recipe: 28x28 grey images, ``Unet(dim=28, dim_mults=(1, 2, 4))``, T = 300 with the
-    linear schedule from 1e-4 to 0.02, Huber loss, random horizontal flips, Adam at 1e-3 (constant), batches of
-    128 for 6 epochs (the last, partial batch of each epoch dropped: 6 x 468 steps)."""
+    """The post's Fashion-MNIST recipe: 28x28 grey images, ``Unet(dim=28, dim_mults=(1, 2, 4))``, T = 300, Huber
+    loss, random horizontal flips, Adam at 1e-3 (constant), batches of 128 for 6 epochs (the last, partial batch of
+    each epoch dropped: 6 x 468 steps). One change: the post's linear betas from 1e-4 to 0.02 are scaled by 1000/T,
+    which brings alpha_bar_T from about 0.05 to about 3e-5 (section 1 of the chapter)."""
     return DDPMConfig(image_size=28, dim=28, dim_mults=(1, 2, 4), batch_size=128,
                       steps=6 * (FASHION_MNIST_TRAIN_SIZE // 128), learning_rate=1e-3, timesteps=300,
-                      ema_decay=0.999, loss_type="huber", channels=1, beta_start=1e-4, beta_end=0.02,
+                      ema_decay=0.999, loss_type="huber", channels=1, beta_start=1e-4 * 1000 / 300,
+                      beta_end=0.02 * 1000 / 300,
                       lr_schedule="constant", horizontal_flip=True)
 
 
+# %% notebooks/01_ddpm.ipynb cell 66
 def flipped_batches(images: torch.Tensor, batch_size: int, seed: int = 0,
                     flip: bool = True) -> Callable[[int], tuple[torch.Tensor, ...]]:
     """``random_batches`` over ``images`` whose every image is mirrored left-right with probability 1/2; the flips
@@ -705,6 +670,7 @@ def train_ddpm(config: DDPMConfig, train_images: torch.Tensor, *, checkpoint_dir
     return TrainedDDPM(model=model, ema=ema, diffusion=diffusion, history=history)
 
 
+# %% notebooks/01_ddpm.ipynb cell 88
 @torch.no_grad()
 def held_out_loss(diffusion: GaussianDiffusion, model: nn.Module, images: torch.Tensor, loss_type: str = "l2",
                   batch_size: int = 256, seed: int = 0) -> float:
@@ -721,3 +687,41 @@ def held_out_loss(diffusion: GaussianDiffusion, model: nn.Module, images: torch.
         loss = diffusion.p_losses(model, batch.to(device), t.to(device), noise.to(device), loss_type=loss_type)
         total += loss.item() * len(batch)
     return total / len(images)
+
+
+# %% notebooks/01_ddpm.ipynb cell 99
+FASHION_MNIST_HUB_ID = "fashion_mnist"  # the post's data set on the Hugging Face hub
+FASHION_MNIST_COLUMNS = ("image", "label")
+
+
+def fashion_mnist_tensors(dataset: Any, image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``datasets.Dataset`` in Fashion-MNIST's format (an ``image`` column of grey-scale ``image_size`` squares,
+    an integer ``label`` column) as images ``(N, 1, image_size, image_size)`` scaled to [-1, 1] and labels ``(N,)``."""
+    import numpy as np
+
+    columns = list(getattr(dataset, "column_names", []))
+    missing = [name for name in FASHION_MNIST_COLUMNS if name not in columns]
+    if missing:
+        raise ValueError(f"expected a Fashion-MNIST data set with columns {list(FASHION_MNIST_COLUMNS)}; "
+                         f"missing {missing}, got columns {columns}")
+    if len(dataset) == 0:
+        raise ValueError("expected at least one image, got an empty data set")
+    pictures = [np.asarray(picture.convert("L") if hasattr(picture, "convert") else picture, dtype=np.uint8)
+                for picture in dataset["image"]]
+    shapes = sorted({picture.shape for picture in pictures})
+    if shapes != [(image_size, image_size)]:
+        raise ValueError(f"expected grey-scale images of {image_size}x{image_size} pixels, got shapes {shapes}")
+    images = torch.from_numpy(np.stack(pictures)).float()
+    return rearrange(images, "n h w -> n 1 h w") / 127.5 - 1.0, torch.tensor(dataset["label"], dtype=torch.long)
+
+
+def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's ``train`` (60,000) or ``test`` (10,000) split from the hub as ``fashion_mnist_tensors`` does.
+
+    Needs ``datasets`` and the network (or its cache); nothing is downloaded before this is called.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    from datasets import load_dataset
+
+    return fashion_mnist_tensors(load_dataset(FASHION_MNIST_HUB_ID, split=split))

@@ -54,7 +54,12 @@ def test_full_config_matches_the_post():
     config = full_config()
     assert (config.image_size, config.channels) == (28, 1)
     assert (config.dim, config.dim_mults) == (28, (1, 2, 4))  # Unet(dim=image_size, channels=1, dim_mults=(1, 2, 4))
-    assert config.timesteps == 300 and (config.beta_start, config.beta_end) == (1e-4, 0.02)  # linear, T = 300
+    # linear, T = 300, the post's endpoints 1e-4 and 0.02 scaled by 1000/T so that almost no signal is left at T
+    assert config.timesteps == 300 and (config.beta_start, config.beta_end) == (1e-4 * 1000 / 300, 0.02 * 1000 / 300)
+    from annotated.ddpm import linear_beta_schedule
+
+    betas = linear_beta_schedule(config.timesteps, config.beta_start, config.beta_end).double()
+    assert torch.prod(1 - betas) < 1e-4
     assert config.loss_type == "huber" and config.horizontal_flip
     assert (config.batch_size, config.learning_rate, config.lr_schedule) == (128, 1e-3, "constant")
     assert config.steps == 6 * (60_000 // 128)  # 6 epochs
