@@ -12,7 +12,7 @@ from tools.textcheck import check_html, check_html_page, check_numbers, check_vo
 
 # Chapters whose text passes both checkers today; a chapter joins once its audit has fixed every violation
 # (results/text_audit.md lists what each chapter still has).
-AUDITED_CHAPTERS: tuple[str, ...] = ("00_utils", "02_reformer", "03_encoder_decoder", "04_warm_starting", "05_wav2vec2", "06_q_learning", "07_policy_gradients_ppo")
+AUDITED_CHAPTERS: tuple[str, ...] = ("00_utils", "01_ddpm", "02_reformer", "03_encoder_decoder", "04_warm_starting", "05_wav2vec2", "06_q_learning", "07_policy_gradients_ppo")
 
 CHECKED_HEADING = "## How this chapter is checked"
 
