@@ -18,6 +18,7 @@ from annotated.rl.deep import (
     check_env,
     compute_gae,
     dqn_loss,
+    dqn_target,
     episode_gradient,
     episode_gradients,
     evaluate_policy,
@@ -219,3 +220,23 @@ def test_episode_gradients_equal_the_plain_backward_pass_and_the_baseline_lowers
             assert torch.allclose(episode_gradient(agent.actor, episodes[i], psi), fast[name][i], rtol=1e-4, atol=1e-4)
     variance = {name: total_variance(g) for name, g in fast.items()}
     assert variance["full return"] > variance["reward-to-go"] > variance["value baseline"] > variance["GAE 0"]
+
+
+def test_double_dqn_target_lets_the_online_network_pick_and_the_target_network_value():
+    online, target = nn.Linear(2, 3, bias=False), nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        online.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))  # picks action 1 on s' = (0, 2)
+        target.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 0.5], [0.0, 2.0]]))  # values (0, 1, 4) on s' = (0, 2)
+    batch = {"observations": torch.zeros(2, 2), "actions": torch.tensor([0, 2]), "rewards": torch.tensor([0.5, -1.0]),
+             "next_observations": torch.tensor([[0.0, 2.0], [0.0, 2.0]]), "terminated": torch.tensor([0.0, 1.0])}
+    gamma = 0.9
+    plain = dqn_target(online, target, batch, gamma)
+    double = dqn_target(online, target, batch, gamma, double_q=True)
+    assert torch.allclose(plain, torch.tensor([0.5 + gamma * 4.0, -1.0]))  # max over the target network
+    assert torch.allclose(double, torch.tensor([0.5 + gamma * 1.0, -1.0]))  # target network's value of online argmax
+    assert not plain.requires_grad and not double.requires_grad
+    # the loss uses that target, and the default stays DQN's
+    q_taken = online(batch["observations"]).gather(1, batch["actions"][:, None])[:, 0]
+    loss = dqn_loss(online, target, batch, gamma, double_q=True)
+    assert torch.isclose(loss, nn.functional.smooth_l1_loss(q_taken, double))
+    assert torch.equal(dqn_loss(online, target, batch, gamma), nn.functional.smooth_l1_loss(q_taken, plain))

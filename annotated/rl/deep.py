@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_loss', 'DQNConfig', 'train_dqn', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -203,12 +203,31 @@ def linear_schedule(start: float, end: float, duration: int, step: int) -> float
     return start + (end - start) * min(step / duration, 1.0)
 
 
-def dqn_loss(q_network: nn.Module, target_network: nn.Module, batch: dict[str, torch.Tensor], gamma: float) -> torch.Tensor:
-    """Huber loss between ``Q(s, a)`` and the frozen target ``r + gamma * (1 - terminated) * max_a' Q_target(s', a')``."""
-    q_taken = q_network(batch["observations"]).gather(1, batch["actions"][:, None])[:, 0]
+def dqn_target(
+    q_network: nn.Module, target_network: nn.Module, batch: dict[str, torch.Tensor], gamma: float, double_q: bool = False
+) -> torch.Tensor:
+    """The TD target ``r + gamma * (1 - terminated) * next_value`` of a batch, without gradient.
+
+    DQN: ``next_value = max_a' Q_target(s', a')``. Double DQN (``double_q=True``): the online network picks the action,
+    ``a* = argmax_a' Q(s', a')``, and the target network evaluates it, ``next_value = Q_target(s', a*)``.
+    """
     with torch.no_grad():
-        next_max = target_network(batch["next_observations"]).max(dim=1).values
-        target = batch["rewards"] + gamma * (1.0 - batch["terminated"]) * next_max
+        next_q = target_network(batch["next_observations"])
+        if double_q:
+            chosen = q_network(batch["next_observations"]).argmax(dim=1)
+            next_value = next_q.gather(1, chosen[:, None])[:, 0]
+        else:
+            next_value = next_q.max(dim=1).values
+        return batch["rewards"] + gamma * (1.0 - batch["terminated"]) * next_value
+
+
+def dqn_loss(
+    q_network: nn.Module, target_network: nn.Module, batch: dict[str, torch.Tensor], gamma: float, double_q: bool = False
+) -> torch.Tensor:
+    """Huber loss between ``Q(s, a)`` and the frozen target of ``dqn_target`` (by default
+    ``r + gamma * (1 - terminated) * max_a' Q_target(s', a')``)."""
+    q_taken = q_network(batch["observations"]).gather(1, batch["actions"][:, None])[:, 0]
+    target = dqn_target(q_network, target_network, batch, gamma, double_q)
     return nn.functional.smooth_l1_loss(q_taken, target)
 
 
@@ -232,12 +251,15 @@ class DQNConfig:
     eval_every: int = 2_000
     eval_episodes: int = 10
     target_return: float | None = None
+    double_q: bool = False  # Double DQN's target (van Hasselt et al., 2016) instead of the max over the target network
     seed: int = 0
     num_threads: int | None = 1
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 19
-def _train_dqn(env_id: str, config: DQNConfig) -> tuple[nn.Module, RLHistory]:
+def _train_dqn(
+    env_id: str, config: DQNConfig, on_eval: Callable[[int, nn.Module], None] | None = None
+) -> tuple[nn.Module, RLHistory]:
     seed_everything(config.seed)
     env = gym.make(env_id)
     observation_size, n_actions = check_env(env)
@@ -268,7 +290,7 @@ def _train_dqn(env_id: str, config: DQNConfig) -> tuple[nn.Module, RLHistory]:
             episode_return = 0.0
         if step > config.learning_starts and step % config.train_frequency == 0:
             for _ in range(config.gradient_steps):
-                loss = dqn_loss(q_network, target_network, buffer.sample(config.batch_size), config.gamma)
+                loss = dqn_loss(q_network, target_network, buffer.sample(config.batch_size), config.gamma, config.double_q)
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(q_network.parameters(), 10.0)
@@ -278,6 +300,8 @@ def _train_dqn(env_id: str, config: DQNConfig) -> tuple[nn.Module, RLHistory]:
         if step % config.eval_every == 0:
             train_seconds += time.perf_counter() - start
             returns = evaluate_policy(greedy, env_id, config.eval_episodes)
+            if on_eval is not None:
+                on_eval(step, q_network)
             start = time.perf_counter()
             if history.record_eval(step, returns.mean(), train_seconds, config.target_return):
                 break
@@ -286,15 +310,63 @@ def _train_dqn(env_id: str, config: DQNConfig) -> tuple[nn.Module, RLHistory]:
     return q_network, history
 
 
-def train_dqn(env_id: str, config: DQNConfig = DQNConfig()) -> tuple[nn.Module, RLHistory]:
+def train_dqn(
+    env_id: str, config: DQNConfig = DQNConfig(), on_eval: Callable[[int, nn.Module], None] | None = None
+) -> tuple[nn.Module, RLHistory]:
     """Deep Q-learning: epsilon-greedy acting, a replay buffer, Huber TD loss, a target network copied after each
     burst of ``gradient_steps`` updates. Returns the Q-network and its history (greedy evaluations every
-    ``eval_every`` steps; training stops at the first evaluation reaching ``target_return``, if one is set)."""
+    ``eval_every`` steps; training stops at the first evaluation reaching ``target_return``, if one is set).
+    ``on_eval(step, q_network)``, if given, is called after each evaluation (outside the timed training)."""
     with torch_threads(config.num_threads):
-        return _train_dqn(env_id, config)
+        return _train_dqn(env_id, config, on_eval)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 22
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 25
+@dataclass
+class StartValues:
+    """At ``n`` start states: the estimate ``max_a Q(s_0, a)``, the discounted return the greedy policy then obtains
+    when played past the environment's time limit (``returns``), the same return cut at the time limit
+    (``limited_returns``), and the episode lengths."""
+
+    estimates: np.ndarray
+    returns: np.ndarray
+    limited_returns: np.ndarray
+    lengths: np.ndarray
+
+
+@torch.no_grad()
+def start_values(
+    q_network: nn.Module, env_id: str, gamma: float, n_episodes: int = 10, seed: int = 20_000, horizon: int = 1_000
+) -> StartValues:
+    """Play the greedy policy of ``q_network`` from ``n_episodes`` start states (episode ``i`` reset with ``seed + i``)
+    for at most ``horizon`` steps, ignoring the environment's own time limit, and compare ``max_a Q(s_0, a)`` with the
+    discounted return obtained. The tail after ``horizon`` steps is at most ``gamma**horizon * r_max / (1 - gamma)``."""
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma must be in [0, 1), got {gamma}")
+    time_limit = gym.spec(env_id).max_episode_steps
+    if time_limit is None or horizon < time_limit:
+        raise ValueError(f"horizon must be at least the time limit {time_limit}, got {horizon}")
+    envs = [gym.make(env_id, max_episode_steps=horizon) for _ in range(n_episodes)]
+    observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    estimates = q_network(torch.as_tensor(observations, dtype=torch.float32)).max(dim=1).values.numpy().astype(np.float64)
+    returns, limited, lengths = np.zeros(n_episodes), np.zeros(n_episodes), np.zeros(n_episodes, dtype=np.int64)
+    running = np.ones(n_episodes, dtype=bool)
+    while running.any():
+        actions = q_network(torch.as_tensor(observations, dtype=torch.float32)).argmax(dim=1).numpy()
+        for i in np.flatnonzero(running):
+            observation, reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            observations[i] = observation
+            returns[i] += gamma ** lengths[i] * reward
+            if lengths[i] < time_limit:
+                limited[i] += gamma ** lengths[i] * reward
+            lengths[i] += 1
+            running[i] = not (terminated or truncated)
+    for env in envs:
+        env.close()
+    return StartValues(estimates, returns, limited, lengths)
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 30
 def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8) -> torch.Tensor:
     """Discounted returns of one episode, shifted and scaled to zero mean and unit standard deviation."""
     returns = torch.as_tensor(discounted_returns(rewards, gamma), dtype=torch.float32)
@@ -303,7 +375,7 @@ def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8
     return (returns - returns.mean()) / (returns.std() + eps)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 23
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 31
 def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """The REINFORCE surrogate ``-sum_t G_t log pi(a_t | s_t)``: its gradient is minus the policy gradient estimate."""
     if log_probs.shape != returns.shape:
@@ -311,7 +383,7 @@ def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tens
     return -(log_probs * returns).sum()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 25
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 33
 @dataclass
 class ReinforceConfig:
     """REINFORCE hyperparameters for CartPole-sized problems."""
@@ -373,7 +445,7 @@ def _reinforce(env_id: str, config: ReinforceConfig) -> tuple[nn.Module, RLHisto
     return policy, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 28
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 36
 class Agent(nn.Module):
     """Actor and critic as two separate MLPs (as in CleanRL and stable-baselines3's default ``MlpPolicy``)."""
 
@@ -401,7 +473,7 @@ class Agent(nn.Module):
         return self.actor(observations).argmax(dim=1)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 29
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 37
 def compute_gae(
     rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,7 +502,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 35
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 43
 def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """Minus PPO's clipped surrogate ``mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` (a loss to minimise)."""
     if ratio.shape != advantages.shape:
@@ -442,7 +514,7 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: floa
     return -torch.min(unclipped, clipped).mean()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 38
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 46
 @dataclass
 class PPOConfig:
     """PPO hyperparameters. The defaults are tuned for CartPole-v1 (after RL Zoo's settings)."""
@@ -471,7 +543,7 @@ class PPOConfig:
     algorithm: str = "ppo"
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 40
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 48
 @dataclass
 class Rollout:
     """What one rollout stores, each field of shape ``(num_steps, num_envs)`` (observations with a last axis more)."""
@@ -518,7 +590,7 @@ def collect_rollout(
     return observation
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 43
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 51
 @torch.no_grad()
 def rollout_batch(
     agent: Agent, rollout: Rollout, next_observation: torch.Tensor, gamma: float, lam: float
@@ -536,7 +608,7 @@ def rollout_batch(
     }
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 46
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 54
 def ppo_update(
     agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], config: PPOConfig,
     clip_coef: float, generator: torch.Generator,
@@ -575,7 +647,7 @@ def ppo_update(
     return losses
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 49
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 57
 def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None, checkpoint_every: int) -> tuple[Agent, RLHistory]:
     seed_everything(config.seed)
     envs = make_vector_env(env_id, config.num_envs, config.seed)
@@ -622,7 +694,7 @@ def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None
     return agent, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 51
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 59
 def train_ppo(
     env_id: str, config: PPOConfig = PPOConfig(), *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
 ) -> tuple[Agent, RLHistory]:
@@ -647,7 +719,7 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 68
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 76
 @dataclass
 class Episode:
     """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
@@ -685,7 +757,7 @@ def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> 
             for o, a, r in trajectories]
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 69
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 77
 def gradient_weights(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
 ) -> dict[str, torch.Tensor]:
@@ -705,7 +777,7 @@ def gradient_weights(
     return weights
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 71
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
 def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
     """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
     parameters (in the order of ``actor.parameters()``)."""
@@ -724,7 +796,7 @@ def total_variance(gradients: torch.Tensor) -> float:
     return float(gradients.double().var(dim=0).sum())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 73
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 81
 def episode_gradients(
     actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
 ) -> dict[str, torch.Tensor]:
@@ -755,7 +827,7 @@ def episode_gradients(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 74
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
 def fit_value(
     critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
     batch_size: int = 256, seed: int = 0,
@@ -777,7 +849,7 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -801,7 +873,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 87
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
