@@ -131,6 +131,21 @@ def assert_same_weights(actual: dict[str, torch.Tensor], expected: dict[str, tor
     assert difference <= atol, f"{what}: {worst} differs by {difference:.3g} (tolerance {atol:g})"
 
 
+def assert_ranks_agree(two: Run, job: str, what: str) -> None:
+    """Both ranks of the two-process run end ``job`` with bit-identical weights."""
+    assert_same_weights(two.weights(job, 1), two.weights(job, 0), 0.0, f"{what}, rank 1 vs rank 0")
+
+
+def assert_two_processes_end_where_one_does(one: Run, two: Run, job: str, weight_atol: float, what: str) -> None:
+    """``job`` logs the one-process losses (to float32 rounding: losses near 10 are 1e-6 apart, and the two-process
+    step is rounded differently), ends with its weights to ``weight_atol``, and both ranks agree exactly."""
+    torch.testing.assert_close(two.record(job, 0)["losses"], one.record(job, 0)["losses"], rtol=1e-6, atol=1e-6,
+                               msg=lambda m: f"{what}: logged losses, two processes vs one: {m}")
+    assert_same_weights(two.weights(job, 0), one.weights(job, 0), weight_atol,
+                        f"{what}: final weights, two processes vs one")
+    assert_ranks_agree(two, job, what)
+
+
 def test_accelerate_sees_two_processes(one, two):
     sizes = [one.record("regression", 0)["world_size"]] + [two.record("regression", r)["world_size"] for r in (0, 1)]
     assert sizes == [1, 2, 2], f"Accelerate's num_processes: one-process run {sizes[0]}, two-process run {sizes[1:]}"
@@ -146,24 +161,15 @@ def test_each_process_trains_on_its_half_of_every_batch(one, two):
 
 
 def test_fit_on_two_processes_ends_where_one_process_does(one, two):
-    # float32 losses near 10 are 1e-6 apart; the two-process step is rounded differently (module docstring)
-    torch.testing.assert_close(two.record("regression", 0)["losses"], one.record("regression", 0)["losses"],
-                               rtol=1e-6, atol=1e-6, msg=lambda m: f"logged losses, two processes vs one: {m}")
-    assert_same_weights(two.weights("regression", 0), one.weights("regression", 0), 1e-6,
-                        "fit's final weights, two processes vs one")
-    assert_same_weights(two.weights("regression", 1), two.weights("regression", 0), 0.0, "rank 1 vs rank 0")
+    assert_two_processes_end_where_one_does(one, two, "regression", weight_atol=1e-6, what="fit")
 
 
 def test_the_reformer_chapters_training_on_two_processes_ends_where_one_process_does(one, two):
     """``annotated.reformer.train_language_model`` (reversible layers, LSH attention, AdamW with a one-cycle schedule
     and clipping) on a two-layer model: its LSH rotations are drawn per head, not per sequence, so both ranks draw
     the ones one process draws and the runs are comparable."""
-    torch.testing.assert_close(two.record("reformer", 0)["losses"], one.record("reformer", 0)["losses"],
-                               rtol=1e-6, atol=1e-6, msg=lambda m: f"Reformer losses, two processes vs one: {m}")
-    # 4e-7 measured: Adam's division by the root of the second moment magnifies the rounding of tiny gradients
-    assert_same_weights(two.weights("reformer", 0), one.weights("reformer", 0), 1e-5,
-                        "the Reformer's final weights, two processes vs one")
-    assert_same_weights(two.weights("reformer", 1), two.weights("reformer", 0), 0.0, "Reformer, rank 1 vs rank 0")
+    # weights: 4e-7 measured; Adam's division by the root of the second moment magnifies the rounding of tiny gradients
+    assert_two_processes_end_where_one_does(one, two, "reformer", weight_atol=1e-5, what="the Reformer")
 
 
 def test_the_warm_starting_pretraining_averages_its_gradients_over_two_processes(one, two):
@@ -174,7 +180,7 @@ def test_the_warm_starting_pretraining_averages_its_gradients_over_two_processes
     measured): the runs are close, not equal."""
     torch.testing.assert_close(two.record("mlm", 0)["losses"], one.record("mlm", 0)["losses"], rtol=1e-2, atol=0,
                                msg=lambda m: f"MLM losses, two processes vs one: {m}")
-    assert_same_weights(two.weights("mlm", 1), two.weights("mlm", 0), 0.0, "MLM, rank 1 vs rank 0")
+    assert_ranks_agree(two, "mlm", "MLM")
 
 
 def test_the_ddpm_chapters_training_averages_its_gradients_over_two_processes(two):
@@ -183,7 +189,7 @@ def test_the_ddpm_chapters_training_averages_its_gradients_over_two_processes(tw
     of every batch, so they end with equal weights only if their gradients were averaged."""
     losses = two.record("ddpm", 0)["losses"]
     assert len(losses) == STEPS and all(math.isfinite(loss) for loss in losses), f"DDPM losses {losses}"
-    assert_same_weights(two.weights("ddpm", 1), two.weights("ddpm", 0), 0.0, "DDPM U-Net, rank 1 vs rank 0")
+    assert_ranks_agree(two, "ddpm", "DDPM U-Net")
 
 
 def published(writes: list[tuple[str, str]]) -> list[str]:
