@@ -164,12 +164,28 @@ def summarise(runs: dict, variants: list[str], seeds: list[int]) -> tuple[dict, 
     return summary, comparisons
 
 
+def _plot_comparisons(axis, comparisons: list[dict], key: str, label: str, steps: int, legend: bool) -> None:
+    """One row per comparison: the mean change with its two-level bootstrap interval, and each seed's change."""
+    for row, c in enumerate(comparisons):
+        g = c[key]
+        axis.errorbar(g["mean"], row, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="o", color="black",
+                      capsize=3)
+        axis.scatter([s["gain"] for s in g["per_seed"]], [row] * len(g["per_seed"]), marker="x", color="tab:red",
+                     zorder=3, label="one seed" if row == 0 else None)
+    axis.axvline(0, color="grey", linewidth=1)
+    axis.set_yticks(range(len(comparisons)), [f"{c['variant']} vs {c['against']}" for c in comparisons], fontsize=8)
+    axis.invert_yaxis()
+    axis.set(xlabel=f"{label} (95% CI over seeds and examples)", title=f"at step {steps}")
+    if comparisons and legend:
+        axis.legend(fontsize=8)
+
+
 def plot(results: dict):
     """Held-out loss and ROUGE-2 at each evaluated step (mean over seeds, each seed faint), and every comparison's
-    ROUGE-2 gain with its two-level bootstrap interval."""
+    change in held-out loss and gain in ROUGE-2 with their two-level bootstrap intervals."""
     import matplotlib.pyplot as plt
 
-    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
+    figure, ((left, middle), (loss_axis, rouge_axis)) = plt.subplots(2, 2, figsize=(13, 8))
     colours = dict(zip(results["variants"], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for variant, r in results["variants"].items():
         steps = [point["step"] for point in r["curve"]]
@@ -185,19 +201,9 @@ def plot(results: dict):
     left.set(xlabel="fine-tuning step", ylabel="held-out loss (token cross-entropy)", title=f"mean of seeds {seeds}")
     middle.set(xlabel="fine-tuning step", ylabel="held-out ROUGE-2 F1 (greedy)", title="faint: each seed")
     left.legend(fontsize=8)
-    labels = [f"{c['variant']} vs {c['against']}" for c in results["comparisons"]]
-    for row, c in enumerate(results["comparisons"]):
-        g = c["rouge2_gain"]
-        right.errorbar(g["mean"], row, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="o", color="black",
-                       capsize=3)
-        right.scatter([s["gain"] for s in g["per_seed"]], [row] * len(g["per_seed"]), marker="x", color="tab:red",
-                      zorder=3, label="one seed" if row == 0 else None)
-    right.axvline(0, color="grey", linewidth=1)
-    right.set_yticks(range(len(labels)), labels, fontsize=8)
-    right.invert_yaxis()
-    right.set(xlabel="ROUGE-2 gain (95% CI over seeds and examples)", title=f"at step {results['settings']['steps']}")
-    if results["comparisons"]:
-        right.legend(fontsize=8)
+    steps = results["settings"]["steps"]
+    _plot_comparisons(loss_axis, results["comparisons"], "loss_change", "held-out loss change", steps, legend=False)
+    _plot_comparisons(rouge_axis, results["comparisons"], "rouge2_gain", "ROUGE-2 gain", steps, legend=True)
     figure.tight_layout()
     return figure
 

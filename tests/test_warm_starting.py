@@ -233,6 +233,36 @@ def test_variants_script_runs_at_ci_size(tmp_path):
     assert again["variants"] == results["variants"] and again["comparisons"] == results["comparisons"]
 
 
+def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
+    """results/warm_starting/variants.json must follow from the 15 committed run files (re-aggregated here, nothing
+    trained), and its finding is the chapter's: held-out loss separates the five comparisons the chapter names, each
+    on every seed, and ROUGE-2 separates none."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    script = _variants_script()
+    committed = Path(__file__).resolve().parent.parent / "results" / "warm_starting"
+    shutil.copytree(committed / "runs", tmp_path / "runs")
+    again = script.main(["--out", str(tmp_path), "--work", str(tmp_path / "work")])
+    stored = json.loads((committed / "variants.json").read_text())
+    timing = {"seconds", "seconds_this_invocation"}
+    assert {k: v for k, v in again.items() if k not in timing} == {k: v for k, v in stored.items() if k not in timing}
+    assert not (tmp_path / "work").exists()  # every run was read, none trained
+
+    def separated(change: dict) -> bool:
+        signs = {np.sign(seed["gain"]) for seed in change["per_seed"]}
+        return (change["low"] > 0 or change["high"] < 0) and len(signs) == 1
+
+    by_pair = {(c["variant"], c["against"]): c for c in stored["comparisons"]}
+    assert stored["seeds"] == [0, 1, 2] and len(by_pair) == 7
+    assert {pair for pair, c in by_pair.items() if separated(c["loss_change"])} == {
+        ("BERT2Rnd", "Rnd2Rnd"), ("BERT2BERT", "Rnd2Rnd"), ("BERTShare", "Rnd2Rnd"), ("BERTShare", "BERT2BERT"),
+        ("BERT2BERT", "BERT2Rnd")}
+    assert all(c["loss_change"]["mean"] < 0 for pair, c in by_pair.items() if separated(c["loss_change"]))
+    assert not any(separated(c["rouge2_gain"]) for c in stored["comparisons"])
+
+
 def test_paired_bootstrap_over_seeds_and_examples():
     script = _variants_script()
     rng = np.random.default_rng(1)
