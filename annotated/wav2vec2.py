@@ -1224,7 +1224,7 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 82
+# %% notebooks/05_wav2vec2.ipynb cell 83
 TURKISH_GRAMMAR = {
     "det": ["bu", "şu", "her"],
     "adj": ["küçük", "büyük", "güzel", "yaşlı", "kırmızı", "sarı", "mutlu", "çalışkan"],
@@ -1272,7 +1272,7 @@ def random_turkish_sentence(
 TURKISH_VOICES = dict(train_voices=("tr+m1", "tr+f2", "tr+m3", "tr+f3", "tr+m4", "tr+f1"), test_voices=("tr+f4", "tr+m2"))
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 83
+# %% notebooks/05_wav2vec2.ipynb cell 86
 SPECIAL_CHARACTERS = ",?.!-;:\"“”‘’'%�"  # no sound of their own: removed from transcripts
 UNHATTED = {"â": "a", "î": "i", "û": "u"}  # circumflexed vowels, out of use in today's Turkish spelling
 
@@ -1314,7 +1314,7 @@ def prepare_corpus(corpus: SpeechCorpus, language: str, sampling_rate: int = SAM
     return SpeechCorpus(utterances, audio, sampling_rate)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 87
+# %% notebooks/05_wav2vec2.ipynb cell 96
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 
@@ -1565,7 +1565,7 @@ def finetune_on_timit(
     }
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 92
+# %% notebooks/05_wav2vec2.ipynb cell 101
 COMMON_VOICE = "common_voice"  # the XLS-R post's hub id: load_dataset("common_voice", "tr", split="train+validation")
 
 # The XLS-R post's TrainingArguments (batches of 16 with 2 gradient-accumulation steps: 32 clips per update; no

@@ -99,4 +99,4 @@ def test_committed_run_finding():
     assert results["settings"]["seeds"] == script.FULL["seeds"] and len(script.FULL["seeds"]) >= 3
     assert len(results["runs"]) == len(script.STARTS) * len(script.FULL["ctc_lrs"]) * len(script.FULL["seeds"])
     assert results["summary"] == script.summarise(results["runs"], results["settings"])
-    assert results["summary"]["finding"] == EXPECTED_FINDING
+    assert results["summary"]["finding"] == "helps"  # what section 15 of the chapter says
