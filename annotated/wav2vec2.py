@@ -5,7 +5,7 @@
 """The Annotated wav2vec 2.0"""
 
 
-__all__ = ['SAMPLING_RATE', 'normalize_audio', 'pad_batch', 'Utterance', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'pyctcdecode_labels', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit']
+__all__ = ['SAMPLING_RATE', 'normalize_audio', 'resample_audio', 'pad_batch', 'Utterance', 'GRAMMAR', 'random_sentence', 'make_corpus_plan', 'SpeechCorpus', 'default_cache_dir', 'synthesize_speech', 'CharTokenizer', 'Wav2Vec2Config', 'feature_lengths', 'ConvLayer', 'FeatureEncoder', 'FeatureProjection', 'PositionalConvEmbedding', 'Attention', 'FeedForward', 'EncoderLayer', 'Encoder', 'compute_time_mask', 'Wav2Vec2Output', 'Wav2Vec2Model', 'GumbelVectorQuantizer', 'sample_negative_indices', 'PreTrainingOutput', 'Wav2Vec2ForPreTraining', 'ctc_greedy_decode', 'word_error_rate', 'CTCOutput', 'Wav2Vec2ForCTC', 'wav2vec2_from_transformers', 'embedded_config', 'speech_batches', 'ctc_loss_fn', 'transcribe', 'NGramLM', 'pyctcdecode_labels', 'ctc_prefix_beam_search', 'chunked_logits', 'gumbel_temperature', 'pretraining_loss_fn', 'TURKISH_GRAMMAR', 'turkish_upper_first', 'random_turkish_sentence', 'TURKISH_VOICES', 'SPECIAL_CHARACTERS', 'UNHATTED', 'lower_case', 'clean_transcript', 'build_vocabulary', 'prepare_corpus', 'TIMIT_CHARS_TO_IGNORE', 'TimitConfig', 'TIMIT_FULL', 'LabelledAudio', 'normalize_transcript', 'labelled_audio_from_dataset', 'load_timit', 'ctc_model_from_pretrained', 'grouped_speech_batches', 'warmup_linear_decay', 'finetune_on_timit', 'COMMON_VOICE', 'COMMON_VOICE_TR', 'common_voice_from_dataset', 'load_common_voice']
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 4
@@ -46,6 +46,26 @@ def normalize_audio(waveform, sampling_rate: int, expected_rate: int = SAMPLING_
     if x.numel() == 0:
         raise ValueError("got an empty clip (0 samples)")
     return (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
+
+
+def resample_audio(waveform, sampling_rate: int, target_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """A mono clip resampled from ``sampling_rate`` to ``target_rate`` with a polyphase filter (float64).
+
+    ``scipy.signal.resample_poly`` upsamples by ``target_rate / g`` and downsamples by ``sampling_rate / g`` (g their
+    greatest common divisor) with a windowed low-pass filter between, so 48 kHz -> 16 kHz keeps every third sample of
+    the filtered signal and 22,050 Hz -> 16 kHz is up by 320 and down by 441.
+    """
+    from scipy.signal import resample_poly
+
+    if min(sampling_rate, target_rate) <= 0:
+        raise ValueError(f"sampling rates must be positive, got {sampling_rate} and {target_rate}")
+    x = np.asarray(waveform, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono clip of shape (samples,), got {x.shape}")
+    if sampling_rate == target_rate:
+        return x.copy()
+    g = math.gcd(int(sampling_rate), int(target_rate))
+    return resample_poly(x, int(target_rate) // g, int(sampling_rate) // g)
 
 
 def pad_batch(waveforms, sampling_rate: int, expected_rate: int = SAMPLING_RATE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,18 +124,21 @@ def make_corpus_plan(
     test_voices: Sequence[str] = ("en-us+f4", "en+m2"),
     rates: tuple[int, int] = (160, 210),
     pitches: tuple[int, int] = (35, 65),
+    sentence=random_sentence,
 ) -> tuple[list[Utterance], list[Utterance]]:
-    """Training and held-out utterances: held-out sentences never occur in training and use other voices."""
+    """Training and held-out utterances: held-out sentences never occur in training and use other voices.
+
+    ``sentence(rng)`` draws one sentence (the English grammar's ``random_sentence`` unless another is given)."""
     if num_train < 1 or num_test < 0:
         raise ValueError(f"need num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
     rng = np.random.default_rng(seed)
     train, test, seen = [], [], set()
     while len(train) < num_train:
-        text = random_sentence(rng)
+        text = sentence(rng)
         train.append(Utterance(text, train_voices[len(train) % len(train_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
         seen.add(text)
     while len(test) < num_test:
-        text = random_sentence(rng)
+        text = sentence(rng)
         if text not in seen:
             test.append(Utterance(text, test_voices[len(test) % len(test_voices)], int(rng.integers(*rates)), int(rng.integers(*pitches))))
     return train, test
@@ -184,16 +207,16 @@ def default_cache_dir() -> Path:
 
 
 def synthesize_speech(
-    utterances: Sequence[Utterance], noise_db: float = -30.0, seed: int = 0, cache_dir: str | Path | None = None
+    utterances: Sequence[Utterance], noise_db: float = -30.0, seed: int = 0, cache_dir: str | Path | None = None,
+    sampling_rate: int = SAMPLING_RATE,
 ) -> SpeechCorpus:
-    """Speak ``utterances`` with eSpeak NG (``espeakng-loader``'s bundled library), resample to 16 kHz, add noise.
+    """Speak ``utterances`` with eSpeak NG (``espeakng-loader``'s bundled library), resample to ``sampling_rate``
+    (16 kHz unless asked otherwise) with ``resample_audio``, add noise.
 
     eSpeak keeps state between calls, so the clips are made serially, in order, by one fresh Python process: the same
     list then gives the same audio. White noise ``noise_db`` dB below each clip's RMS is added with a seeded generator.
     The corpus is cached under a hash of everything that determines it.
     """
-    from scipy.signal import resample_poly
-
     utterances = list(utterances)
     if not utterances:
         raise ValueError("got no utterances")
@@ -204,7 +227,10 @@ def synthesize_speech(
     except Exception as error:
         raise ValueError("synthesize_speech needs the espeakng-loader package (pip install espeakng-loader)") from error
     jobs = [[u.text, u.voice, u.rate, u.pitch] for u in utterances]
-    manifest = json.dumps({"jobs": jobs, "noise_db": noise_db, "seed": seed, "engine": engine, "format": 1})
+    described = {"jobs": jobs, "noise_db": noise_db, "seed": seed, "engine": engine, "format": 1}
+    if sampling_rate != SAMPLING_RATE:  # (16 kHz corpora keep the names they were cached under)
+        described["sampling_rate"] = sampling_rate
+    manifest = json.dumps(described)
     digest = hashlib.sha256(manifest.encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / "wav2vec2" / f"speech_{digest}.npz"
@@ -220,7 +246,7 @@ def synthesize_speech(
         for clip in np.split(audio, np.cumsum(lengths)[:-1]):
             if len(clip) == 0:
                 raise ValueError("eSpeak returned an empty clip")
-            wave = resample_poly(clip.astype(np.float64) / 32768, SAMPLING_RATE, rate)
+            wave = resample_audio(clip.astype(np.float64) / 32768, rate, sampling_rate)
             rms = np.sqrt(np.mean(wave**2))
             clips.append((wave + rng.standard_normal(len(wave)) * rms * 10 ** (noise_db / 20)).astype(np.float32))
         partial = path.with_name(path.name + ".partial.npz")
@@ -228,7 +254,7 @@ def synthesize_speech(
         os.replace(partial, path)
     with np.load(path) as data:
         clips = np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
-    return SpeechCorpus(utterances, list(clips))
+    return SpeechCorpus(utterances, list(clips), sampling_rate)
 
 
 # %% notebooks/05_wav2vec2.ipynb cell 20
@@ -248,6 +274,15 @@ class CharTokenizer:
     def from_texts(cls, texts: Sequence[str]) -> "CharTokenizer":
         """The vocabulary of every character in ``texts`` (lower-cased; spaces become ``|``)."""
         return cls(sorted({c for text in texts for c in text.lower()}))
+
+    @classmethod
+    def from_vocabulary(cls, vocabulary: dict[str, int]) -> "CharTokenizer":
+        """The tokenizer of a vocabulary in this class's layout (``[PAD]`` 0, ``[UNK]`` 1, ``|`` 2, letters sorted),
+        as ``build_vocabulary`` writes it; any other layout raises a ``ValueError``."""
+        tokenizer = cls([token for token in vocabulary if token not in (cls.pad_token, cls.unk_token)])
+        if tokenizer.ids != dict(vocabulary):
+            raise ValueError(f"expected the vocabulary {tokenizer.ids}, got {dict(vocabulary)}")
+        return tokenizer
 
     @property
     def pad_id(self) -> int:
@@ -1189,7 +1224,97 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 85
+# %% notebooks/05_wav2vec2.ipynb cell 83
+TURKISH_GRAMMAR = {
+    "det": ["bu", "şu", "her"],
+    "adj": ["küçük", "büyük", "güzel", "yaşlı", "kırmızı", "sarı", "mutlu", "çalışkan"],
+    "noun": ["kedi", "köpek", "kuş", "balık", "çocuk", "öğretmen", "inek", "şoför"],
+    "noun_acc": ["kediyi", "köpeği", "kuşu", "balığı", "çocuğu", "öğretmeni", "ineği", "şoförü"],
+    "name": ["İpek", "Işıl", "Ömer", "Çağla", "Şule", "Ümit"],
+    "verb": ["görüyor", "seviyor", "buluyor", "çiziyor", "arıyor", "dinliyor", "yıkıyor", "özlüyor"],
+}
+
+
+def turkish_upper_first(text: str) -> str:
+    """``text`` with its first letter capitalised the Turkish way (i -> İ, ı -> I)."""
+    if not text:
+        return text
+    first = {"i": "İ", "ı": "I"}.get(text[0], text[0].upper())
+    return first + text[1:]
+
+
+def random_turkish_sentence(
+    rng: np.random.Generator, grammar: dict[str, list[str]] = TURKISH_GRAMMAR, adjective_prob: float = 0.5,
+    name_prob: float = 0.3,
+) -> str:
+    """Subject, object (accusative), verb: Turkish word order, written as a sentence (capital, full stop).
+
+    E.g. "Işıl şu yaşlı kediyi görüyor." or "Büyük inek bu köpeği arıyor!". The subject is a name or
+    ``[adj] noun``; the object ``det [adj] noun`` with the noun in the accusative ("kedi" -> "kediyi").
+    """
+    if len(grammar["noun"]) != len(grammar["noun_acc"]):
+        raise ValueError(f"expected one accusative per noun, got {len(grammar['noun'])} nouns and {len(grammar['noun_acc'])}")
+    words = []
+    if rng.random() < name_prob:
+        words.append(str(rng.choice(grammar["name"])))
+    else:
+        if rng.random() < adjective_prob:
+            words.append(str(rng.choice(grammar["adj"])))
+        words.append(str(rng.choice(grammar["noun"])))
+    words.append(str(rng.choice(grammar["det"])))
+    if rng.random() < adjective_prob:
+        words.append(str(rng.choice(grammar["adj"])))
+    words.append(grammar["noun_acc"][int(rng.integers(len(grammar["noun_acc"])))])
+    words.append(str(rng.choice(grammar["verb"])))
+    return turkish_upper_first(" ".join(words)) + str(rng.choice([".", ".", "!"]))
+
+
+TURKISH_VOICES = dict(train_voices=("tr+m1", "tr+f2", "tr+m3", "tr+f3", "tr+m4", "tr+f1"), test_voices=("tr+f4", "tr+m2"))
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 86
+SPECIAL_CHARACTERS = ",?.!-;:\"“”‘’'%�"  # no sound of their own: removed from transcripts
+UNHATTED = {"â": "a", "î": "i", "û": "u"}  # circumflexed vowels, out of use in today's Turkish spelling
+
+
+def lower_case(text: str, language: str) -> str:
+    """Lower case for ``language``: Turkish and Azerbaijani map I to ı and İ to i (``str.lower`` maps I to i and
+    İ to "i" plus a combining dot); every other language uses ``str.lower``."""
+    if language in ("tr", "az"):
+        text = text.replace("I", "ı").replace("İ", "i")
+    return text.lower()
+
+
+def clean_transcript(text: str, language: str = "tr") -> str:
+    """The XLS-R post's cleaning: special characters removed, lower case (the language's), circumflexes dropped,
+    single spaces between words."""
+    text = re.sub("[" + re.escape(SPECIAL_CHARACTERS) + "]", "", text)
+    text = lower_case(text, language)
+    text = "".join(UNHATTED.get(c, c) for c in text)
+    return " ".join(text.split())
+
+
+def build_vocabulary(transcripts: Sequence[str], language: str = "tr") -> dict[str, int]:
+    """Token ids from the characters of the cleaned ``transcripts``: ``[PAD]`` 0 (the CTC blank), ``[UNK]`` 1,
+    ``|`` 2 for the space between words, then the letters in sorted order (``CharTokenizer.from_vocabulary`` reads it)."""
+    cleaned = [clean_transcript(t, language) for t in transcripts]
+    if not any(cleaned):
+        raise ValueError(f"expected transcripts with letters, got {len(transcripts)} empty after cleaning")
+    letters = sorted({c for t in cleaned for c in t} - {" "})
+    if "|" in letters:
+        raise ValueError("'|' is the word delimiter and cannot occur in a transcript")
+    return {token: index for index, token in enumerate(["[PAD]", "[UNK]", "|", *letters])}
+
+
+def prepare_corpus(corpus: SpeechCorpus, language: str, sampling_rate: int = SAMPLING_RATE) -> SpeechCorpus:
+    """What the post does to Common Voice, done to a synthetic corpus: clips resampled to ``sampling_rate`` with
+    ``resample_audio``, transcripts cleaned with ``clean_transcript`` (the utterances keep their voices)."""
+    audio = [resample_audio(clip, corpus.sampling_rate, sampling_rate).astype(np.float32) for clip in corpus.audio]
+    utterances = [replace(u, text=clean_transcript(u.text, language)) for u in corpus.utterances]
+    return SpeechCorpus(utterances, audio, sampling_rate)
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 96
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 
@@ -1438,3 +1563,54 @@ def finetune_on_timit(
         "vocab_size": len(tokenizer),
         "examples": [{"reference": r, "greedy": g, "with_lm": l} for r, g, l in list(zip(test.texts, greedy, with_lm))[:5]],
     }
+
+
+# %% notebooks/05_wav2vec2.ipynb cell 101
+COMMON_VOICE = "common_voice"  # the XLS-R post's hub id: load_dataset("common_voice", "tr", split="train+validation")
+
+# The XLS-R post's TrainingArguments (batches of 16 with 2 gradient-accumulation steps: 32 clips per update; no
+# weight decay) for facebook/wav2vec2-xls-r-300m, whose feature extractor asks for attention masks.
+COMMON_VOICE_TR = replace(
+    TIMIT_FULL, checkpoint="facebook/wav2vec2-xls-r-300m", dataset=COMMON_VOICE, learning_rate=3e-4, weight_decay=0.0,
+    warmup_steps=500, batch_size=32, epochs=30, save_every=400, use_attention_mask=True,
+)
+
+
+def common_voice_from_dataset(split, language: str = "tr", limit: int | None = None) -> LabelledAudio:
+    """A split in Common Voice's layout (an ``audio`` column, a ``sentence`` column; others ignored) as 16 kHz
+    ``LabelledAudio``: an ``Audio`` column is cast to 16 kHz (``datasets`` decodes and resamples, as in the post),
+    already-decoded clips at another rate go through ``resample_audio``; sentences are cleaned with
+    ``clean_transcript`` (special characters, the language's lower case, circumflexes)."""
+    from datasets import Audio
+
+    columns = list(getattr(split, "column_names", None) or [])
+    for column in ("audio", "sentence"):
+        if column not in columns:
+            raise ValueError(f"expected a column {column!r} (Common Voice's layout: 'audio', 'sentence'), got {columns}")
+    if isinstance(split.features["audio"], Audio):
+        split = split.cast_column("audio", Audio(sampling_rate=SAMPLING_RATE))
+    texts, clips = [], []
+    for index in range(len(split) if limit is None else min(limit, len(split))):
+        row = split[index]
+        try:
+            array, rate = row["audio"]["array"], int(row["audio"]["sampling_rate"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"row {index}: expected a clip with 'array' and 'sampling_rate', got {type(row['audio']).__name__}") from error
+        text = clean_transcript(str(row["sentence"]), language)
+        if not text:
+            raise ValueError(f"row {index}: the sentence {row['sentence']!r} is empty after cleaning")
+        texts.append(text)
+        clips.append(resample_audio(array, rate).astype(np.float32))
+    if not texts:
+        raise ValueError("the split holds no rows")
+    return LabelledAudio(texts, clips)
+
+
+def load_common_voice(
+    language: str = "tr", split: str = "train+validation", name: str = COMMON_VOICE, limit: int | None = None
+) -> LabelledAudio:
+    """One split of Common Voice in ``language`` through ``datasets.load_dataset`` (the post trains on
+    ``"train+validation"`` and tests on ``"test"``), at 16 kHz with cleaned transcripts."""
+    from datasets import load_dataset
+
+    return common_voice_from_dataset(load_dataset(name, language, split=split), language, limit=limit)

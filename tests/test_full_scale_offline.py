@@ -58,6 +58,10 @@ CASES = [
          ("pass --checkpoint a local folder", HUB_CACHE)),
     Case("wav2vec2", "the data set 'timit_asr' on the Hugging Face hub", ("pass --data-dir", HUB_CACHE),
          "Wav2Vec2Config"),
+    Case("wav2vec2_common_voice", "the checkpoint 'facebook/wav2vec2-xls-r-300m' on the Hugging Face hub",
+         ("pass --checkpoint a local folder", HUB_CACHE)),
+    Case("wav2vec2_common_voice", "the data set 'common_voice' (config 'tr') on the Hugging Face hub", (HUB_CACHE,),
+         "Wav2Vec2Config"),
     Case("reformer", "https://www.gutenberg.org/cache/epub/2554/pg2554.txt", ("pass --text",)),
 ]
 

@@ -67,13 +67,18 @@ def offline_timit(monkeypatch, tmp_path):
         return datasets.DatasetDict({"train": timit_standin(4), "test": timit_standin(2, offset=4)})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    return random_base_checkpoint(tmp_path), calls
+
+
+def random_base_checkpoint(tmp_path, attention_mask: bool = False):
+    """A randomly initialised BASE-shaped ``Wav2Vec2ForPreTraining`` (2 blocks) and feature extractor, hub layout."""
     checkpoint = tmp_path / "wav2vec2-base"
     transformers.set_seed(0)
     shrunk = WAV2VEC2_BASE | {"num_hidden_layers": 2}  # CPU time: see the module docstring
     transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**shrunk)).save_pretrained(checkpoint)
     transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
-                                          return_attention_mask=False).save_pretrained(checkpoint)
-    return checkpoint, calls
+                                          return_attention_mask=attention_mask).save_pretrained(checkpoint)
+    return checkpoint
 
 
 def test_smoke_run_writes_results_and_resumes(offline_timit, tmp_path):
@@ -118,3 +123,63 @@ def test_full_config_is_the_posts():
     assert {name: getattr(TIMIT_FULL, name) for name in post} == post
     assert TIMIT_FULL.total_steps(4620) == 30 * 145  # TIMIT's 4,620 training utterances
     assert TIMIT_FULL.lm_order == 5  # the n-gram post's KenLM 5-gram
+
+
+# Common Voice (the XLS-R post's "common_voice", config "tr"): clips at 48 kHz in an ``audio`` column (what decoding
+# returns: array, sampling_rate, path) and the text in ``sentence``, next to its other columns.
+TURKISH = ["Jonuz, kısa süreli görevi kabul eden tek adaydı.", "Biz umudumuzu bu mücadeleden almaktayız.",
+           "Işıl hâlâ İstanbul'da!", "Fakat bu çabalar boşa çıktı."]
+
+
+def common_voice_standin(rows: int, offset: int = 0, seconds: float = 1.5, rate: int = 48_000):
+    rng = np.random.default_rng(offset)
+    return datasets.Dataset.from_dict({
+        "client_id": [f"c{offset + i}" for i in range(rows)],
+        "path": [f"common_voice_tr_{offset + i}.mp3" for i in range(rows)],
+        "audio": [{"path": f"common_voice_tr_{offset + i}.mp3", "sampling_rate": rate,
+                   "array": (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32)} for i in range(rows)],
+        "sentence": [TURKISH[(offset + i) % len(TURKISH)] for i in range(rows)],
+        "up_votes": [2] * rows, "down_votes": [0] * rows, "age": [""] * rows, "gender": [""] * rows,
+        "accent": [""] * rows, "locale": ["tr"] * rows, "segment": [""] * rows,
+    })
+
+
+@pytest.fixture
+def offline_common_voice(monkeypatch, tmp_path):
+    """A stand-in Common Voice behind ``datasets.load_dataset`` and a random checkpoint in the hub's layout."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+
+    def fake_load_dataset(name, config=None, *, split=None, **kwargs):
+        calls.append((name, config, split))
+        return {"train+validation": common_voice_standin(4), "test": common_voice_standin(2, offset=4)}[split]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    return random_base_checkpoint(tmp_path, attention_mask=True), calls
+
+
+def test_common_voice_smoke_run_writes_results(offline_common_voice, tmp_path):
+    from scripts.full_scale import wav2vec2_common_voice as script
+
+    checkpoint, calls = offline_common_voice
+    out = tmp_path / "run"
+    record = script.main(["--out", str(out), "--smoke", "--checkpoint", str(checkpoint)])
+    assert calls == [("common_voice", "tr", "train+validation"), ("common_voice", "tr", "test")]
+    assert record["smoke"] and record["steps"] == 2 and record["chapter"] == "wav2vec2_common_voice"
+    assert 0 <= record["metrics"]["wer"] and 0 <= record["metrics"]["wer_with_lm"]
+    assert record["settings"]["learning_rate"] == 3e-4 and record["settings"]["use_attention_mask"]
+    assert record["settings"]["num_train"] == 4 and record["settings"]["language"] == "tr"
+    assert json.loads((out / "results.json").read_text())["metrics"] == record["metrics"]
+    assert sorted((out / "checkpoints").glob("*.safetensors")), "no safetensors checkpoint was written"
+
+
+def test_common_voice_loader_resamples_and_cleans(offline_common_voice):
+    from annotated.wav2vec2 import load_common_voice
+
+    train = load_common_voice("tr", "train+validation")
+    assert train.sampling_rate == 16_000 and [len(a) for a in train.audio] == [24_000] * 4  # 1.5 s at 16 kHz
+    assert train.texts[2] == "ışıl hala istanbulda" and train.texts[0] == "jonuz kısa süreli görevi kabul eden tek adaydı"
+    with pytest.raises(ValueError, match="expected a column 'sentence'"):
+        from annotated.wav2vec2 import common_voice_from_dataset
+
+        common_voice_from_dataset(common_voice_standin(1).rename_column("sentence", "text"))
