@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config', 'ATARI_ID', 'atari_dqn_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, reduce
 from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
@@ -893,7 +893,7 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 88
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 89
 def _area_table(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
     """For each target pixel, the source pixels it covers and their area weights, padded with weight 0.
 
@@ -945,7 +945,7 @@ def area_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 89
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
 class NoopReset(gym.Wrapper):
     """After each reset, take between 1 and ``noop_max`` no-op actions (drawn from the environment's generator), so
     that episodes start from different frames; the agent cannot learn one fixed opening."""
@@ -1056,7 +1056,7 @@ class FrameStack(gym.Wrapper):
         return np.stack(self.frames), reward, terminated, truncated, info
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 90
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
 def make_atari_env(
     env_id: str, *, noop_max: int = 30, skip: int = 4, size: int = 84, stack: int = 4, episodic_life: bool = True,
     clip_rewards: bool = True, **make_kwargs,
@@ -1077,7 +1077,7 @@ def make_atari_env(
     return FrameStack(env, stack)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 91
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
 class NatureQNetwork(nn.Module):
     """The Q-network of Mnih et al. (2015): three convolutions (32 filters 8x8 stride 4, 64 4x4 stride 2, 64 3x3
     stride 1), a 512-unit layer and one output per action, all with ReLU between. Frames come in as bytes
@@ -1102,7 +1102,7 @@ class NatureQNetwork(nn.Module):
         return self.head(rearrange(features, "b c h w -> b (c h w)"))
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 97
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 107
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -1126,7 +1126,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 99
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 109
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
@@ -1141,3 +1141,19 @@ def lunar_lander_config() -> PPOConfig:
                      gamma=0.999, gae_lambda=0.98, ent_coef=0.01, learning_rate=3e-4, anneal_lr=False,
                      clip_coef=0.2, anneal_clip=False, vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=(64, 64),
                      eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 113
+ATARI_ID = "ALE/SpaceInvaders-v5"
+
+
+def atari_dqn_config() -> DQNConfig:
+    """DQN on Atari with the RL Baselines3 Zoo's settings (``hyperparams/dqn.yml``, its ``atari`` entry, used for
+    SpaceInvadersNoFrameskip-v4 in the Deep RL Course's DQN unit): 10,000,000 steps, a buffer of 100,000, learning
+    rate 1e-4, batches of 32, learning from step 100,000, one update every 4 steps, target copied every 1,000 steps,
+    epsilon from 1 to 0.01 over the first tenth; stable-baselines3's defaults for the rest (gamma 0.99, gradient norm
+    10, Huber loss). Evaluated greedily on 10 whole games every 250,000 steps."""
+    return DQNConfig(total_timesteps=10_000_000, learning_rate=1e-4, buffer_size=100_000, learning_starts=100_000,
+                     batch_size=32, gamma=0.99, train_frequency=4, gradient_steps=1, target_update_interval=1_000,
+                     exploration_fraction=0.1, start_epsilon=1.0, final_epsilon=0.01, eval_every=250_000,
+                     eval_episodes=10, target_return=None, num_threads=None)
