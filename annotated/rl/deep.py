@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config', 'ATARI_ID', 'atari_dqn_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'save_to_hub_layout', 'load_from_hub_layout', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config', 'ATARI_ID', 'atari_dqn_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -763,7 +763,67 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 76
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 70
+def save_to_hub_layout(
+    folder: str | Path, agent: Agent, config: PPOConfig, env_id: str, n_eval_episodes: int = 10, eval_seed: int = 10_000
+) -> Path:
+    """Write ``agent`` to ``folder`` as a Hub model repository for the Deep RL Course: ``model.safetensors``,
+    ``config.json`` (the sizes and ``config``), ``results.json`` (``env_id``, ``mean_reward``, ``std_reward``,
+    ``n_evaluation_episodes``, ``eval_seed``, ``eval_datetime``: a fresh greedy evaluation) and a ``README.md`` model
+    card with the Hub's YAML metadata. Nothing is uploaded. Returns the folder."""
+    from datetime import datetime, timezone
+
+    from huggingface_hub.repocard import metadata_eval_result, metadata_save
+    from safetensors.torch import save_model
+
+    if n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    observation_size, n_actions = agent.actor[0].in_features, agent.actor[-1].out_features
+    save_model(agent, str(folder / "model.safetensors"))
+    settings = {"algorithm": "ppo", "env_id": env_id, "observation_size": observation_size, "n_actions": n_actions,
+                **asdict(config)}
+    (folder / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
+    returns = evaluate_policy(agent.act, env_id, n_episodes=n_eval_episodes, seed=eval_seed)
+    mean, std = float(returns.mean()), float(returns.std())
+    results = {"env_id": env_id, "mean_reward": mean, "std_reward": std, "n_evaluation_episodes": n_eval_episodes,
+               "eval_seed": eval_seed, "eval_datetime": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "README.md").write_text(
+        f"# PPO agent playing {env_id}\n\nA PPO agent (actor and critic MLPs with hidden layers {list(config.hidden_sizes)})"
+        f" trained with `annotated.rl.deep.train_ppo` for {config.total_timesteps:,} steps at most. Greedy evaluation"
+        f" on {n_eval_episodes} episodes (seeds {eval_seed} to {eval_seed + n_eval_episodes - 1}):"
+        f" mean return {mean:.2f} +/- {std:.2f}.\n\n"
+        "Reload it with `annotated.rl.deep.load_from_hub_layout(folder)`; the hyperparameters are in `config.json`.\n")
+    metadata = {"library_name": "annotated", "tags": [env_id, "ppo", "reinforcement-learning",
+                                                     "deep-reinforcement-learning", "custom-implementation"],
+                **metadata_eval_result(model_pretty_name="PPO", task_pretty_name="reinforcement-learning",
+                                       task_id="reinforcement-learning", metrics_pretty_name="mean_reward",
+                                       metrics_id="mean_reward", metrics_value=f"{mean:.2f} +/- {std:.2f}",
+                                       dataset_pretty_name=env_id, dataset_id=env_id)}
+    metadata_save(folder / "README.md", metadata)
+    return folder
+
+
+def load_from_hub_layout(folder: str | Path) -> tuple[Agent, PPOConfig, dict]:
+    """The agent, its ``PPOConfig`` and the stored results of a folder written by `save_to_hub_layout`."""
+    from safetensors.torch import load_model
+
+    folder = Path(folder)
+    missing = [name for name in ("model.safetensors", "config.json", "results.json", "README.md")
+               if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder} is not in the Hub layout: missing {missing}")
+    settings = json.loads((folder / "config.json").read_text())
+    fields = {name: settings[name] for name in PPOConfig.__dataclass_fields__ if name in settings}
+    config = PPOConfig(**{**fields, "hidden_sizes": tuple(fields["hidden_sizes"])})
+    agent = Agent(settings["observation_size"], settings["n_actions"], config.hidden_sizes)
+    load_model(agent, str(folder / "model.safetensors"))
+    return agent, config, json.loads((folder / "results.json").read_text())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
 @dataclass
 class Episode:
     """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
@@ -801,7 +861,7 @@ def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> 
             for o, a, r in trajectories]
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 77
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
 def gradient_weights(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
 ) -> dict[str, torch.Tensor]:
@@ -821,7 +881,7 @@ def gradient_weights(
     return weights
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
 def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
     """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
     parameters (in the order of ``actor.parameters()``)."""
@@ -840,7 +900,7 @@ def total_variance(gradients: torch.Tensor) -> float:
     return float(gradients.double().var(dim=0).sum())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 81
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 84
 def episode_gradients(
     actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
 ) -> dict[str, torch.Tensor]:
@@ -871,7 +931,7 @@ def episode_gradients(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def fit_value(
     critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
     batch_size: int = 256, seed: int = 0,
@@ -893,7 +953,7 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 89
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
 def _area_table(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
     """For each target pixel, the source pixels it covers and their area weights, padded with weight 0.
 
@@ -945,7 +1005,7 @@ def area_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
 class NoopReset(gym.Wrapper):
     """After each reset, take between 1 and ``noop_max`` no-op actions (drawn from the environment's generator), so
     that episodes start from different frames; the agent cannot learn one fixed opening."""
@@ -1056,7 +1116,7 @@ class FrameStack(gym.Wrapper):
         return np.stack(self.frames), reward, terminated, truncated, info
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
 def make_atari_env(
     env_id: str, *, noop_max: int = 30, skip: int = 4, size: int = 84, stack: int = 4, episodic_life: bool = True,
     clip_rewards: bool = True, **make_kwargs,
@@ -1077,7 +1137,7 @@ def make_atari_env(
     return FrameStack(env, stack)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 99
 class NatureQNetwork(nn.Module):
     """The Q-network of Mnih et al. (2015): three convolutions (32 filters 8x8 stride 4, 64 4x4 stride 2, 64 3x3
     stride 1), a 512-unit layer and one output per action, all with ReLU between. Frames come in as bytes
@@ -1102,7 +1162,7 @@ class NatureQNetwork(nn.Module):
         return self.head(rearrange(features, "b c h w -> b (c h w)"))
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 107
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 110
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -1126,7 +1186,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 109
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 112
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
@@ -1143,7 +1203,7 @@ def lunar_lander_config() -> PPOConfig:
                      eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 113
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 116
 ATARI_ID = "ALE/SpaceInvaders-v5"
 
 
