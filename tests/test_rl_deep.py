@@ -240,3 +240,35 @@ def test_double_dqn_target_lets_the_online_network_pick_and_the_target_network_v
     loss = dqn_loss(online, target, batch, gamma, double_q=True)
     assert torch.isclose(loss, nn.functional.smooth_l1_loss(q_taken, double))
     assert torch.equal(dqn_loss(online, target, batch, gamma), nn.functional.smooth_l1_loss(q_taken, plain))
+
+
+def test_hub_layout_round_trip(tmp_path):
+    """A briefly trained PPO agent saved in the Hub's folder layout reloads with the same actions, configuration and
+    evaluation; the model card's YAML carries the course's metadata."""
+    import json
+
+    import yaml
+
+    from annotated.rl.deep import PPOConfig, evaluate_policy, load_from_hub_layout, save_to_hub_layout, train_ppo
+
+    config = PPOConfig(total_timesteps=2_048, eval_every=10**9, seed=0)
+    agent, _ = train_ppo("CartPole-v1", config)
+    save_to_hub_layout(tmp_path / "ppo-CartPole-v1", agent, config, "CartPole-v1", n_eval_episodes=5, eval_seed=321)
+    folder = tmp_path / "ppo-CartPole-v1"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "results.json"]
+    loaded, loaded_config, results = load_from_hub_layout(folder)
+    assert loaded_config == config
+    probe = torch.as_tensor(np.stack([gym.make("CartPole-v1").reset(seed=s)[0] for s in range(64)]))
+    assert torch.equal(loaded.act(probe), agent.act(probe))
+    again = evaluate_policy(loaded.act, "CartPole-v1", n_episodes=results["n_evaluation_episodes"], seed=results["eval_seed"])
+    assert results["n_evaluation_episodes"] == 5 and again.mean() == results["mean_reward"] and again.std() == results["std_reward"]
+    assert json.loads((folder / "results.json").read_text())["env_id"] == "CartPole-v1"
+    card = (folder / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["library_name"] == "annotated"
+    assert {"CartPole-v1", "reinforcement-learning", "deep-reinforcement-learning"} <= set(header["tags"])
+    metric = header["model-index"][0]["results"][0]["metrics"][0]
+    assert metric["type"] == "mean_reward" and metric["value"] == f"{again.mean():.2f} +/- {again.std():.2f}"
+    (folder / "config.json").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        load_from_hub_layout(folder)

@@ -14,7 +14,7 @@ PYTHON="${PYTHON:-python3}"
 UV_VERSION=0.13.9
 # Needed by tests/ but declared by neither list of pyproject.toml (test tools, and the reference implementations
 # tests/test_rl_deep.py compares with): installed at requirements.txt's pins, not at lowest versions.
-TEST_ONLY=(pytest nbval nbformat nbclient ipykernel stable-baselines3 box2d)
+TEST_ONLY=(pytest nbval nbformat nbclient ipykernel stable-baselines3 box2d opencv-python-headless)
 
 pip_install() {
   # pip's own failure fails the script (pipefail); only its noise about absent local package mirrors is dropped.

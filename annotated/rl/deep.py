@@ -5,7 +5,7 @@
 """The Annotated PPO"""
 
 
-__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config']
+__all__ = ['check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'save_to_hub_layout', 'load_from_hub_layout', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config', 'ATARI_ID', 'atari_dqn_config']
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 4
@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 import gymnasium as gym
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, reduce
 from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
@@ -104,13 +104,15 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVec
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 9
 @torch.no_grad()
 def evaluate_policy(
-    act: Callable[[torch.Tensor], torch.Tensor], env_id: str, n_episodes: int = 10, seed: int = 10_000
+    act: Callable[[torch.Tensor], torch.Tensor], env_id: str, n_episodes: int = 10, seed: int = 10_000,
+    make_env: Callable[[], gym.Env] | None = None,
 ) -> np.ndarray:
     """Undiscounted returns of ``n_episodes`` episodes, run side by side, episode ``i`` reset with ``seed + i``.
 
     ``act`` maps a batch of observations to a batch of actions (for a deterministic evaluation: the greedy ones).
+    The environments are ``make_env()`` if given (e.g. a wrapped one), else ``gym.make(env_id)``.
     """
-    envs = [gym.make(env_id) for _ in range(n_episodes)]
+    envs = [make_env() if make_env is not None else gym.make(env_id) for _ in range(n_episodes)]
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     returns = np.zeros(n_episodes)
     running = np.ones(n_episodes, dtype=bool)
@@ -155,12 +157,17 @@ class RLHistory:
 class ReplayBuffer:
     """A fixed-size circular store of transitions ``(obs, action, reward, next_obs, terminated)``, sampled uniformly."""
 
-    def __init__(self, capacity: int, observation_size: int, seed: int = 0) -> None:
+    def __init__(
+        self, capacity: int, observation_size: int | tuple[int, ...], seed: int = 0, dtype: np.dtype = np.float32
+    ) -> None:
+        """``observation_size``: the length of a vector observation, or the shape of any other (Atari's frame stacks,
+        stored as ``dtype=np.uint8``: a quarter of the memory of float32)."""
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.observations = np.zeros((capacity, observation_size), dtype=np.float32)
-        self.next_observations = np.zeros((capacity, observation_size), dtype=np.float32)
+        shape = (observation_size,) if isinstance(observation_size, int) else tuple(observation_size)
+        self.observations = np.zeros((capacity, *shape), dtype=dtype)
+        self.next_observations = np.zeros((capacity, *shape), dtype=dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
@@ -251,6 +258,7 @@ class DQNConfig:
     eval_every: int = 2_000
     eval_episodes: int = 10
     target_return: float | None = None
+    target_update_interval: int | None = None  # copy into the target every this many steps (None: after each burst)
     double_q: bool = False  # Double DQN's target (van Hasselt et al., 2016) instead of the max over the target network
     seed: int = 0
     num_threads: int | None = 1
@@ -258,21 +266,34 @@ class DQNConfig:
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 19
 def _train_dqn(
-    env_id: str, config: DQNConfig, on_eval: Callable[[int, nn.Module], None] | None = None
+    env_id: str, config: DQNConfig, on_eval: Callable[[int, nn.Module], None] | None = None,
+    make_env: Callable[[], gym.Env] | None = None, make_eval_env: Callable[[], gym.Env] | None = None,
+    q_network: nn.Module | None = None, device: str | torch.device = "cpu",
+    checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
 ) -> tuple[nn.Module, RLHistory]:
     seed_everything(config.seed)
-    env = gym.make(env_id)
-    observation_size, n_actions = check_env(env)
-    q_network = mlp([observation_size, *config.hidden_sizes, n_actions], activation=nn.ReLU)
+    env = make_env() if make_env is not None else gym.make(env_id)
+    if q_network is None:  # a vector observation: an MLP
+        observation_size, n_actions = check_env(env)
+        q_network = mlp([observation_size, *config.hidden_sizes, n_actions], activation=nn.ReLU)
+    q_network = q_network.to(device)
     target_network = copy.deepcopy(q_network)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=config.learning_rate)
-    buffer = ReplayBuffer(config.buffer_size, observation_size, seed=config.seed)
+    space = env.observation_space
+    buffer = ReplayBuffer(config.buffer_size, space.shape, seed=config.seed,
+                          dtype=np.uint8 if space.dtype == np.uint8 else np.float32)
     rng = np.random.default_rng(config.seed)
-    history = RLHistory()
-    observation, _ = env.reset(seed=config.seed)
-    episode_return, train_seconds, start = 0.0, 0.0, time.perf_counter()
-    greedy = lambda obs: q_network(obs).argmax(dim=1)  # noqa: E731
-    for step in progress(range(1, config.total_timesteps + 1), "DQN"):
+    history, first_step = RLHistory(), 0
+    if checkpoint_dir is not None:
+        first_step, history = _resume_rl_checkpoint(checkpoint_dir, q_network, optimizer)
+        target_network.load_state_dict(q_network.state_dict())
+        rng, buffer.rng = np.random.default_rng(config.seed + first_step), np.random.default_rng(config.seed + first_step)
+    observation, _ = env.reset(seed=config.seed + first_step)
+    episode_return, train_seconds, start = 0.0, history.train_seconds, time.perf_counter()
+    greedy = lambda obs: q_network(obs.to(device)).argmax(dim=1).cpu()  # noqa: E731
+    n_actions = int(env.action_space.n)
+    step = first_step
+    for step in progress(range(first_step + 1, config.total_timesteps + 1), "DQN"):
         epsilon = linear_schedule(config.start_epsilon, config.final_epsilon,
                                   int(config.exploration_fraction * config.total_timesteps), step)
         if rng.random() < epsilon:
@@ -288,37 +309,60 @@ def _train_dqn(
             history.episode_returns.append(episode_return)
             observation, _ = env.reset()
             episode_return = 0.0
-        if step > config.learning_starts and step % config.train_frequency == 0:
+        if step - first_step > config.learning_starts and step % config.train_frequency == 0:  # (a resumed run refills)
             for _ in range(config.gradient_steps):
-                loss = dqn_loss(q_network, target_network, buffer.sample(config.batch_size), config.gamma, config.double_q)
+                batch = {name: value.to(device) for name, value in buffer.sample(config.batch_size).items()}
+                loss = dqn_loss(q_network, target_network, batch, config.gamma, config.double_q)
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(q_network.parameters(), 10.0)
                 optimizer.step()
                 history.losses.append(loss.item())
+            if config.target_update_interval is None:
+                target_network.load_state_dict(q_network.state_dict())
+        if config.target_update_interval is not None and step % config.target_update_interval == 0:
             target_network.load_state_dict(q_network.state_dict())
         if step % config.eval_every == 0:
             train_seconds += time.perf_counter() - start
-            returns = evaluate_policy(greedy, env_id, config.eval_episodes)
+            returns = evaluate_policy(greedy, env_id, config.eval_episodes, make_env=make_eval_env or make_env)
             if on_eval is not None:
                 on_eval(step, q_network)
             start = time.perf_counter()
             if history.record_eval(step, returns.mean(), train_seconds, config.target_return):
                 break
+        if checkpoint_dir is not None and checkpoint_every and (step % checkpoint_every == 0 or step == config.total_timesteps):
+            history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
+            _save_rl_checkpoint(checkpoint_dir, step, q_network, optimizer, history)
     history.env_steps, history.train_seconds = step, train_seconds + time.perf_counter() - start
     env.close()
     return q_network, history
 
 
 def train_dqn(
-    env_id: str, config: DQNConfig = DQNConfig(), on_eval: Callable[[int, nn.Module], None] | None = None
+    env_id: str, config: DQNConfig = DQNConfig(), on_eval: Callable[[int, nn.Module], None] | None = None, *,
+    make_env: Callable[[], gym.Env] | None = None, make_eval_env: Callable[[], gym.Env] | None = None,
+    q_network: nn.Module | None = None, device: str | torch.device = "cpu",
+    checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
 ) -> tuple[nn.Module, RLHistory]:
     """Deep Q-learning: epsilon-greedy acting, a replay buffer, Huber TD loss, a target network copied after each
-    burst of ``gradient_steps`` updates. Returns the Q-network and its history (greedy evaluations every
-    ``eval_every`` steps; training stops at the first evaluation reaching ``target_return``, if one is set).
-    ``on_eval(step, q_network)``, if given, is called after each evaluation (outside the timed training)."""
+    burst of ``gradient_steps`` updates (or every ``target_update_interval`` steps). Returns the Q-network and its
+    history (greedy evaluations every ``eval_every`` steps; training stops at the first evaluation reaching
+    ``target_return``, if one is set). ``on_eval(step, q_network)``, if given, is called after each evaluation
+    (outside the timed training).
+
+    By default the environment is ``gym.make(env_id)`` and the network an MLP of ``config.hidden_sizes``; for
+    other inputs pass ``make_env`` (and ``make_eval_env`` for evaluation, else ``make_env``) and an untrained
+    ``q_network``. With ``checkpoint_dir``, the network, optimiser and history are saved every ``checkpoint_every``
+    steps and a second call resumes from the latest; the replay buffer is not saved (Atari's holds gigabytes), so a
+    resumed run refills ``learning_starts`` transitions before it updates again.
+    """
+    if checkpoint_every and checkpoint_dir is None:
+        raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint_dir")
+    if config.target_update_interval is not None and config.target_update_interval < 1:
+        raise ValueError(f"target_update_interval must be >= 1 or None, got {config.target_update_interval}")
     with torch_threads(config.num_threads):
-        return _train_dqn(env_id, config, on_eval)
+        return _train_dqn(env_id, config, on_eval, make_env, make_eval_env, q_network, device, checkpoint_dir,
+                          checkpoint_every)
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 25
@@ -719,7 +763,67 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 76
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 70
+def save_to_hub_layout(
+    folder: str | Path, agent: Agent, config: PPOConfig, env_id: str, n_eval_episodes: int = 10, eval_seed: int = 10_000
+) -> Path:
+    """Write ``agent`` to ``folder`` as a Hub model repository for the Deep RL Course: ``model.safetensors``,
+    ``config.json`` (the sizes and ``config``), ``results.json`` (``env_id``, ``mean_reward``, ``std_reward``,
+    ``n_evaluation_episodes``, ``eval_seed``, ``eval_datetime``: a fresh greedy evaluation) and a ``README.md`` model
+    card with the Hub's YAML metadata. Nothing is uploaded. Returns the folder."""
+    from datetime import datetime, timezone
+
+    from huggingface_hub.repocard import metadata_eval_result, metadata_save
+    from safetensors.torch import save_model
+
+    if n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    observation_size, n_actions = agent.actor[0].in_features, agent.actor[-1].out_features
+    save_model(agent, str(folder / "model.safetensors"))
+    settings = {"algorithm": "ppo", "env_id": env_id, "observation_size": observation_size, "n_actions": n_actions,
+                **asdict(config)}
+    (folder / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
+    returns = evaluate_policy(agent.act, env_id, n_episodes=n_eval_episodes, seed=eval_seed)
+    mean, std = float(returns.mean()), float(returns.std())
+    results = {"env_id": env_id, "mean_reward": mean, "std_reward": std, "n_evaluation_episodes": n_eval_episodes,
+               "eval_seed": eval_seed, "eval_datetime": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "README.md").write_text(
+        f"# PPO agent playing {env_id}\n\nA PPO agent (actor and critic MLPs with hidden layers {list(config.hidden_sizes)})"
+        f" trained with `annotated.rl.deep.train_ppo` for {config.total_timesteps:,} steps at most. Greedy evaluation"
+        f" on {n_eval_episodes} episodes (seeds {eval_seed} to {eval_seed + n_eval_episodes - 1}):"
+        f" mean return {mean:.2f} +/- {std:.2f}.\n\n"
+        "Reload it with `annotated.rl.deep.load_from_hub_layout(folder)`; the hyperparameters are in `config.json`.\n")
+    metadata = {"library_name": "annotated", "tags": [env_id, "ppo", "reinforcement-learning",
+                                                     "deep-reinforcement-learning", "custom-implementation"],
+                **metadata_eval_result(model_pretty_name="PPO", task_pretty_name="reinforcement-learning",
+                                       task_id="reinforcement-learning", metrics_pretty_name="mean_reward",
+                                       metrics_id="mean_reward", metrics_value=f"{mean:.2f} +/- {std:.2f}",
+                                       dataset_pretty_name=env_id, dataset_id=env_id)}
+    metadata_save(folder / "README.md", metadata)
+    return folder
+
+
+def load_from_hub_layout(folder: str | Path) -> tuple[Agent, PPOConfig, dict]:
+    """The agent, its ``PPOConfig`` and the stored results of a folder written by `save_to_hub_layout`."""
+    from safetensors.torch import load_model
+
+    folder = Path(folder)
+    missing = [name for name in ("model.safetensors", "config.json", "results.json", "README.md")
+               if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder} is not in the Hub layout: missing {missing}")
+    settings = json.loads((folder / "config.json").read_text())
+    fields = {name: settings[name] for name in PPOConfig.__dataclass_fields__ if name in settings}
+    config = PPOConfig(**{**fields, "hidden_sizes": tuple(fields["hidden_sizes"])})
+    agent = Agent(settings["observation_size"], settings["n_actions"], config.hidden_sizes)
+    load_model(agent, str(folder / "model.safetensors"))
+    return agent, config, json.loads((folder / "results.json").read_text())
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
 @dataclass
 class Episode:
     """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
@@ -757,7 +861,7 @@ def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> 
             for o, a, r in trajectories]
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 77
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
 def gradient_weights(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
 ) -> dict[str, torch.Tensor]:
@@ -777,7 +881,7 @@ def gradient_weights(
     return weights
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
 def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
     """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
     parameters (in the order of ``actor.parameters()``)."""
@@ -796,7 +900,7 @@ def total_variance(gradients: torch.Tensor) -> float:
     return float(gradients.double().var(dim=0).sum())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 81
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 84
 def episode_gradients(
     actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
 ) -> dict[str, torch.Tensor]:
@@ -827,7 +931,7 @@ def episode_gradients(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def fit_value(
     critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
     batch_size: int = 256, seed: int = 0,
@@ -849,7 +953,216 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
+def _area_table(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each target pixel, the source pixels it covers and their area weights, padded with weight 0.
+
+    The weights follow OpenCV's ``INTER_AREA`` table: each target pixel covers ``source / target`` source pixels,
+    partial ones at its two ends (a part under 0.001 is dropped), each weight is rounded to float32.
+    """
+    scale = source / target
+    index = np.zeros((target, math.ceil(scale) + 1), dtype=np.int64)
+    weight = np.zeros(index.shape, dtype=np.float32)
+    for i in range(target):
+        start, end = i * scale, (i + 1) * scale
+        cell = min(scale, source - start)
+        first, last = math.ceil(start), min(math.floor(end), source - 1)
+        first = min(first, last)
+        pieces = [(first - 1, first - start)] if first - start > 1e-3 else []
+        pieces += [(j, 1.0) for j in range(first, last)]
+        if end - last > 1e-3:
+            pieces.append((last, min(end - last, 1.0, cell)))
+        for k, (j, part) in enumerate(pieces):
+            index[i, k], weight[i, k] = j, part / cell
+    return index, weight
+
+
+def area_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Shrink a ``(H, W)`` uint8 frame to ``(height, width)`` by area averaging, as OpenCV's ``INTER_AREA`` does.
+
+    Each output pixel is the mean of the source area it covers. The sums run in float32 in OpenCV's order (first
+    along a row, then down the rows) and round half to even, so that exact ties land where OpenCV's land; when both
+    factors are whole numbers, OpenCV sums whole blocks in integers and rounds half up, and so does this.
+    """
+    if frame.ndim != 2 or frame.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 frame, got shape {frame.shape} and dtype {frame.dtype}")
+    if not (0 < height <= frame.shape[0] and 0 < width <= frame.shape[1]):
+        raise ValueError(f"area_resize only shrinks: got {frame.shape} -> {(height, width)}")
+    row_factor, column_factor = divmod(frame.shape[0], height), divmod(frame.shape[1], width)
+    if row_factor[1] == 0 and column_factor[1] == 0:  # whole blocks: OpenCV sums integers and rounds half up
+        blocks = reduce(frame.astype(np.int64), "(h a) (w b) -> h w", "sum", a=row_factor[0], b=column_factor[0])
+        area = row_factor[0] * column_factor[0]
+        return ((blocks + area // 2) // area).astype(np.uint8)
+    columns, column_weights = _area_table(frame.shape[1], width)
+    rows, row_weights = _area_table(frame.shape[0], height)
+    pixels = frame.astype(np.float32)
+    along_rows = pixels[:, columns[:, 0]] * column_weights[:, 0]
+    for k in range(1, columns.shape[1]):
+        along_rows = along_rows + pixels[:, columns[:, k]] * column_weights[:, k]
+    out = row_weights[:, :1] * along_rows[rows[:, 0]]
+    for k in range(1, rows.shape[1]):
+        out = out + row_weights[:, k:k + 1] * along_rows[rows[:, k]]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
+class NoopReset(gym.Wrapper):
+    """After each reset, take between 1 and ``noop_max`` no-op actions (drawn from the environment's generator), so
+    that episodes start from different frames; the agent cannot learn one fixed opening."""
+
+    def __init__(self, env: gym.Env, noop_max: int = 30) -> None:
+        super().__init__(env)
+        if noop_max < 1:
+            raise ValueError(f"noop_max must be >= 1, got {noop_max}")
+        if env.unwrapped.get_action_meanings()[0] != "NOOP":
+            raise ValueError(f"action 0 must be NOOP, got {env.unwrapped.get_action_meanings()[0]}")
+        self.noop_max = noop_max
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        for _ in range(self.env.unwrapped.np_random.integers(1, self.noop_max + 1)):
+            observation, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                observation, info = self.env.reset(seed=seed, options=options)
+        return observation, info
+
+
+class EpisodicLife(gym.Wrapper):
+    """Report the loss of a life as the end of an episode (for training only: the value of a state then stops at
+    the lost life). The game itself goes on: ``reset`` restarts it only once it is really over."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.lives, self.game_over = 0, True
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.game_over = terminated or truncated
+        lives = self.env.unwrapped.ale.lives()
+        terminated = terminated or lives < self.lives
+        self.lives = lives
+        return observation, reward, terminated, truncated, info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if self.game_over or seed is not None:
+            observation, info = self.env.reset(seed=seed, options=options)
+        else:  # a life was lost: carry on from where the game is, with one no-op
+            observation, _, _, _, info = self.env.step(0)
+        self.lives, self.game_over = self.env.unwrapped.ale.lives(), False
+        return observation, info
+
+
+class MaxAndSkip(gym.Wrapper):
+    """Repeat each action for ``skip`` frames, sum their rewards and return the pixel-wise maximum of the last two
+    frames (some Atari games draw a sprite only every other frame). Stops early when the episode ends."""
+
+    def __init__(self, env: gym.Env, skip: int = 4) -> None:
+        super().__init__(env)
+        if skip < 1:
+            raise ValueError(f"skip must be >= 1, got {skip}")
+        self.skip = skip
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        total, frames = 0.0, []
+        for _ in range(self.skip):
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            frames = [*frames[-1:], observation]
+            if terminated or truncated:
+                break
+        return np.maximum(frames[0], frames[-1]), total, terminated, truncated, info
+
+
+class ResizeFrame(gym.ObservationWrapper):
+    """Shrink each grey ``(210, 160)`` frame to ``(size, size)`` with `area_resize`."""
+
+    def __init__(self, env: gym.Env, size: int = 84) -> None:
+        super().__init__(env)
+        if len(env.observation_space.shape) != 2:
+            raise ValueError(f"expected grey frames (obs_type='grayscale'), got shape {env.observation_space.shape}")
+        self.size = size
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return area_resize(observation, self.size, self.size)
+
+
+class ClipReward(gym.RewardWrapper):
+    """Replace each reward by its sign, so that one learning rate suits games whose scores differ a hundredfold."""
+
+    def reward(self, reward: float) -> float:
+        return float(np.sign(reward))
+
+
+class FrameStack(gym.Wrapper):
+    """Observe the last ``k`` frames, stacked as ``(k, H, W)``; after a reset, the first frame ``k`` times."""
+
+    def __init__(self, env: gym.Env, k: int = 4) -> None:
+        super().__init__(env)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k, self.frames = k, []
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(0, 255, (k, *space.shape), dtype=space.dtype)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        self.frames = [observation] * self.k
+        return np.stack(self.frames), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.frames = [*self.frames[1:], observation]
+        return np.stack(self.frames), reward, terminated, truncated, info
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
+def make_atari_env(
+    env_id: str, *, noop_max: int = 30, skip: int = 4, size: int = 84, stack: int = 4, episodic_life: bool = True,
+    clip_rewards: bool = True, **make_kwargs,
+) -> gym.Env:
+    """An ALE game with the preprocessing of Mnih et al. (2015): no-op starts, frame skip with max-pooling, grey
+    ``size x size`` frames, ``stack`` of them per observation, and for training the loss of a life as an episode end
+    and rewards clipped to their sign. ``make_kwargs`` go to ``gym.make`` (e.g. ``repeat_action_probability``)."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make(env_id, frameskip=1, obs_type="grayscale", **make_kwargs)
+    env = NoopReset(env, noop_max)
+    if episodic_life:
+        env = EpisodicLife(env)
+    env = ResizeFrame(MaxAndSkip(env, skip), size)
+    if clip_rewards:
+        env = ClipReward(env)
+    return FrameStack(env, stack)
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 99
+class NatureQNetwork(nn.Module):
+    """The Q-network of Mnih et al. (2015): three convolutions (32 filters 8x8 stride 4, 64 4x4 stride 2, 64 3x3
+    stride 1), a 512-unit layer and one output per action, all with ReLU between. Frames come in as bytes
+    ``(batch, stack, 84, 84)`` and are scaled to [0, 1] first."""
+
+    def __init__(self, n_actions: int, stack: int = 4, size: int = 84) -> None:
+        super().__init__()
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(stack, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+        )
+        with torch.no_grad():
+            features = self.convolutions(torch.zeros(1, stack, size, size)).numel()  # 64 x 7 x 7 for 84 x 84
+        self.head = nn.Sequential(nn.Linear(features, 512), nn.ReLU(), nn.Linear(512, n_actions))
+        self.input_shape = (stack, size, size)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if tuple(frames.shape[1:]) != self.input_shape:
+            raise ValueError(f"expected frames of shape (batch, {self.input_shape}), got {tuple(frames.shape)}")
+        features = self.convolutions(frames.float() / 255.0)
+        return self.head(rearrange(features, "b c h w -> b (c h w)"))
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 110
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -873,7 +1186,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 112
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
@@ -888,3 +1201,19 @@ def lunar_lander_config() -> PPOConfig:
                      gamma=0.999, gae_lambda=0.98, ent_coef=0.01, learning_rate=3e-4, anneal_lr=False,
                      clip_coef=0.2, anneal_clip=False, vf_coef=0.5, max_grad_norm=0.5, hidden_sizes=(64, 64),
                      eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)
+
+
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 116
+ATARI_ID = "ALE/SpaceInvaders-v5"
+
+
+def atari_dqn_config() -> DQNConfig:
+    """DQN on Atari with the RL Baselines3 Zoo's settings (``hyperparams/dqn.yml``, its ``atari`` entry, used for
+    SpaceInvadersNoFrameskip-v4 in the Deep RL Course's DQN unit): 10,000,000 steps, a buffer of 100,000, learning
+    rate 1e-4, batches of 32, learning from step 100,000, one update every 4 steps, target copied every 1,000 steps,
+    epsilon from 1 to 0.01 over the first tenth; stable-baselines3's defaults for the rest (gamma 0.99, gradient norm
+    10, Huber loss). Evaluated greedily on 10 whole games every 250,000 steps."""
+    return DQNConfig(total_timesteps=10_000_000, learning_rate=1e-4, buffer_size=100_000, learning_starts=100_000,
+                     batch_size=32, gamma=0.99, train_frequency=4, gradient_steps=1, target_update_interval=1_000,
+                     exploration_fraction=0.1, start_epsilon=1.0, final_epsilon=0.01, eval_every=250_000,
+                     eval_episodes=10, target_return=None, num_threads=None)
