@@ -189,6 +189,12 @@ def summarise(runs: list[dict], memory: dict) -> dict:
             finding["order_per_seed"] = orders  # best (lowest bits per character) first
             finding["same_order_on_every_seed"] = len(set(orders)) == 1
             finding["seed_std_largest"] = max(per[s]["std"] for s in per)
+            finding["seed_std_smallest"] = min(per[s]["std"] for s in per)
+            gaps = [abs(g) for name in ("lsh_minus_full_per_seed", "local_minus_full_per_seed", "local_minus_lsh_per_seed")
+                    for g in finding[name]]
+            finding["largest_paired_gap"] = max(gaps)
+            # the three attentions differ (same seed) by less than one setting's results differ between seeds
+            finding["paired_gaps_below_every_seed_std"] = max(gaps) < finding["seed_std_smallest"]
     return dict(settings=per, finding=finding)
 
 
