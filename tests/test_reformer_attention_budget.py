@@ -54,3 +54,18 @@ def test_script_runs_at_reduced_size_and_resumes(tmp_path):
     again = script.main(args)
     assert again["trained_now"] == []
     assert [r["held_out_bpc"] for r in again["runs"]] == [r["held_out_bpc"] for r in results["runs"]]
+
+
+def test_committed_run_and_its_finding():
+    """The finding section 10 of the chapter states, on the committed run (seeds 0, 1, 2)."""
+    budget = json.loads(COMMITTED.read_text())
+    settings, finding = budget["summary"]["settings"], budget["summary"]["finding"]
+    assert budget["length"] >= 1024 and budget["seeds"] == [0, 1, 2] and list(settings) == list(script.SETTINGS)
+    assert len(budget["runs"]) == 9 and len({s["parameters"] for s in settings.values()}) == 1
+    # same order on every seed: local-only lowest, then LSH, then full attention
+    assert finding["order_per_seed"] == ["local < lsh < full"] * 3
+    # LSH is never behind full attention on the same seed, and the mean gap is inside every setting's seed spread
+    assert max(finding["lsh_minus_full_per_seed"]) < 0
+    assert abs(finding["lsh_minus_full_mean"]) < min(s["std"] for s in settings.values())
+    # the measured memory of one training step: full attention needs more than three times LSH's
+    assert settings["full"]["peak_mib"] > 3 * max(settings["lsh"]["peak_mib"], settings["local"]["peak_mib"])
