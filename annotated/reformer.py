@@ -781,7 +781,7 @@ def train_language_model(model: nn.Module, train_windows: torch.Tensor, training
                training.steps, scheduler=scheduler, max_grad_norm=1.0, description=description, **fit_options)
 
 
-# %% notebooks/02_reformer.ipynb cell 95
+# %% notebooks/02_reformer.ipynb cell 99
 CRIME_AND_PUNISHMENT_URL = "https://www.gutenberg.org/cache/epub/2554/pg2554.txt"  # Project Gutenberg's plain text
 
 
