@@ -28,6 +28,7 @@ HUB_CACHE = "set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
 NOTHING_TO_DOWNLOAD = {
     "q_learning": "FrozenLake and Taxi are gymnasium's own toy-text environments, built locally",
     "ppo": "LunarLander-v3 is simulated locally by gymnasium's Box2D; the networks start from random weights",
+    "dqn_atari": "ale-py emulates the Atari 2600 locally with the ROMs its wheel ships; the Q-network starts from random weights",
 }
 
 
