@@ -269,6 +269,13 @@ def test_hub_layout_round_trip(tmp_path):
     assert {"CartPole-v1", "reinforcement-learning", "deep-reinforcement-learning"} <= set(header["tags"])
     metric = header["model-index"][0]["results"][0]["metrics"][0]
     assert metric["type"] == "mean_reward" and metric["value"] == f"{again.mean():.2f} +/- {again.std():.2f}"
+    stored = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**stored, "n_envs_typo": 4}))
+    with pytest.raises(ValueError, match="n_envs_typo"):  # a field the loader does not implement is refused
+        load_from_hub_layout(folder)
+    (folder / "config.json").write_text(json.dumps({**stored, "algorithm": "dqn"}))
+    with pytest.raises(ValueError, match="PPO"):
+        load_from_hub_layout(folder)
     (folder / "config.json").unlink()
     with pytest.raises(ValueError, match="missing"):
         load_from_hub_layout(folder)

@@ -816,6 +816,12 @@ def load_from_hub_layout(folder: str | Path) -> tuple[Agent, PPOConfig, dict]:
     if missing:
         raise ValueError(f"{folder} is not in the Hub layout: missing {missing}")
     settings = json.loads((folder / "config.json").read_text())
+    if settings.get("algorithm") != "ppo":
+        raise ValueError(f"expected a PPO agent (config.json's algorithm 'ppo'), got {settings.get('algorithm')!r}")
+    described = {"algorithm", "env_id", "observation_size", "n_actions", *PPOConfig.__dataclass_fields__}
+    unknown = sorted(set(settings) - described)
+    if unknown:
+        raise ValueError(f"config.json has fields this loader does not implement: {unknown}")
     fields = {name: settings[name] for name in PPOConfig.__dataclass_fields__ if name in settings}
     config = PPOConfig(**{**fields, "hidden_sizes": tuple(fields["hidden_sizes"])})
     agent = Agent(settings["observation_size"], settings["n_actions"], config.hidden_sizes)
