@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from annotated.wav2vec2 import (  # noqa: E402
     transcribe,
     word_error_rate,
 )
+from scripts.wav2vec2_pretraining import machine_description, warmup_then_linear  # noqa: E402
 
 FULL = dict(english_train=600, pre_steps=1500, pre_batch=16, pre_lr=1e-3, turkish_train=100, turkish_test=60,
             synthesis_rate=48_000, ctc_steps=300, batch=16, ctc_lrs=[5e-4, 2e-3], seeds=[0, 1, 2])
@@ -58,17 +58,6 @@ CI = dict(english_train=16, pre_steps=3, pre_batch=4, pre_lr=1e-3, turkish_train
           synthesis_rate=48_000, ctc_steps=3, batch=4, ctc_lrs=[2e-3], seeds=[0, 1])
 MASKING = dict(mask_time_prob=0.5, mask_time_min_masks=2)  # section 13's pretraining masks
 STARTS = ("english", "random")
-
-
-def warmup(optimizer: torch.optim.Optimizer, steps: int = 20):
-    """The chapter's schedule: linear warm-up over ``steps`` steps, then constant."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))
-
-
-def machine_description() -> str:
-    if torch.cuda.is_available():
-        return f"1 x {torch.cuda.get_device_name(0)} GPU ({platform.machine()}, {platform.platform()})"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s) ({platform.platform()})"
 
 
 def english_encoder(size: dict, work: Path, progress: bool) -> tuple[Path, dict]:
@@ -84,7 +73,7 @@ def english_encoder(size: dict, work: Path, progress: bool) -> tuple[Path, dict]
     pretrainer = Wav2Vec2ForPreTraining(embedded_config(32, **MASKING))
     optimizer = torch.optim.AdamW(pretrainer.parameters(), lr=size["pre_lr"], weight_decay=0.01)
     history = fit(pretrainer, optimizer, pretraining_loss_fn, speech_batches(english, size["pre_batch"], seed=1),
-                  size["pre_steps"], scheduler=warmup(optimizer), max_grad_norm=5.0, checkpoint_dir=work / "pretraining",
+                  size["pre_steps"], scheduler=warmup_then_linear(optimizer, 20, None), max_grad_norm=5.0, checkpoint_dir=work / "pretraining",
                   checkpoint_every=min(250, size["pre_steps"]), progress=progress, description="English pretraining")
     save_file({k: v.detach().cpu().contiguous() for k, v in pretrainer.wav2vec2.state_dict().items()}, path)
     info = {"english_minutes": round(english.seconds() / 60, 2), "steps": size["pre_steps"],
@@ -116,7 +105,7 @@ def fine_tune(start: str, lr: float, seed: int, size: dict, train, test, tokeniz
         model.wav2vec2.load_state_dict(load_file(encoder))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     history = fit(model, optimizer, ctc_loss_fn, speech_batches(train, min(size["batch"], len(train)), tokenizer, seed=seed),
-                  size["ctc_steps"], scheduler=warmup(optimizer), max_grad_norm=5.0, progress=progress,
+                  size["ctc_steps"], scheduler=warmup_then_linear(optimizer, 20, None), max_grad_norm=5.0, progress=progress,
                   description=f"CTC from {start}, lr {lr:g}, seed {seed}")
     greedy, _ = transcribe(model, test, tokenizer)
     return {"start": start, "lr": lr, "seed": seed, "ctc_losses": [round(x, 4) for x in history.losses],

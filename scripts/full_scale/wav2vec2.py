@@ -24,6 +24,26 @@ def _head(data: LabelledAudio, count: int) -> LabelledAudio:
     return LabelledAudio(data.texts[:count], data.audio[:count], data.sampling_rate)
 
 
+def finetune_and_report(chapter: str, args, config, train, test, stopwatch, **settings) -> dict:
+    """Fine-tune ``config.checkpoint`` on ``train`` (``finetune_on_timit``), decode ``test`` and write the results JSON
+    (``settings`` are recorded beside the config and the data's sizes); shared by the TIMIT and Common Voice commands."""
+    with common.reaching(common.hub_checkpoint(config.checkpoint), common.CHECKPOINT_REMEDY):  # the weights
+        metrics = finetune_on_timit(
+            train, test, config, checkpoint_dir=args.out / "checkpoints",
+            max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
+        )
+    if not common.is_main_process():
+        return {}
+    settings = dataclasses.asdict(config) | settings | {
+        "num_train": len(train), "num_test": len(test), "train_hours": round(train.seconds() / 3600, 3),
+        "vocab_size": metrics["vocab_size"], "final_train_loss": metrics["final_train_loss"],
+        "examples": metrics["examples"],
+    }
+    return common.write_results(chapter, args.out, metrics={"wer": metrics["wer"], "wer_with_lm": metrics["wer_with_lm"]},
+                                steps=metrics["steps"], wall_seconds=stopwatch.seconds(), settings=settings,
+                                smoke=args.smoke)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = common.parser(CHAPTER, __doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=TIMIT_FULL.checkpoint,
@@ -38,22 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
         train, test = load_timit(config.dataset, data_dir=args.data_dir)
     if args.smoke:
         train, test = _head(train, SMOKE_TRAIN), _head(test, SMOKE_TEST)
-    with common.reaching(common.hub_checkpoint(config.checkpoint), common.CHECKPOINT_REMEDY):  # the weights
-        metrics = finetune_on_timit(
-            train, test, config, checkpoint_dir=args.out / "checkpoints",
-            max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
-        )
-    if not common.is_main_process():
-        return {}
-    settings = dataclasses.asdict(config) | {
-        "num_train": len(train), "num_test": len(test), "train_hours": round(train.seconds() / 3600, 3),
-        "vocab_size": metrics["vocab_size"], "final_train_loss": metrics["final_train_loss"],
-        "examples": metrics["examples"],
-    }
-    return common.write_results(CHAPTER, args.out, metrics={"wer": metrics["wer"], "wer_with_lm": metrics["wer_with_lm"]},
-                                steps=metrics["steps"], wall_seconds=stopwatch.seconds(), settings=settings,
-                                smoke=args.smoke)
-
+    return finetune_and_report(CHAPTER, args, config, train, test, stopwatch)
 
 if __name__ == "__main__":
     common.run(CHAPTER, main)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from annotated.wav2vec2 import COMMON_VOICE_TR, finetune_on_timit, load_common_voice
+from annotated.wav2vec2 import COMMON_VOICE_TR, load_common_voice
 from scripts.full_scale import common
+from scripts.full_scale.wav2vec2 import finetune_and_report
 
 CHAPTER = "wav2vec2_common_voice"
-SMOKE_TRAIN, SMOKE_TEST, SMOKE_STEPS, SMOKE_BATCH = 4, 2, 2, 2
+SMOKE_TRAIN, SMOKE_TEST = 4, 2  # clips; steps and batch of a smoke run are the TIMIT command's
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -33,21 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     with common.reaching(common.hub_dataset(config.dataset, args.language), common.HUB_CACHE_REMEDY):
         train = load_common_voice(args.language, "train+validation", name=config.dataset, limit=limit_train)
         test = load_common_voice(args.language, "test", name=config.dataset, limit=limit_test)
-    with common.reaching(common.hub_checkpoint(config.checkpoint), common.CHECKPOINT_REMEDY):  # the weights
-        metrics = finetune_on_timit(
-            train, test, config, checkpoint_dir=args.out / "checkpoints",
-            max_steps=SMOKE_STEPS if args.smoke else None, batch_size=SMOKE_BATCH if args.smoke else None,
-        )
-    if not common.is_main_process():
-        return {}
-    settings = dataclasses.asdict(config) | {
-        "language": args.language, "num_train": len(train), "num_test": len(test),
-        "train_hours": round(train.seconds() / 3600, 3), "vocab_size": metrics["vocab_size"],
-        "final_train_loss": metrics["final_train_loss"], "examples": metrics["examples"],
-    }
-    return common.write_results(CHAPTER, args.out, metrics={"wer": metrics["wer"], "wer_with_lm": metrics["wer_with_lm"]},
-                                steps=metrics["steps"], wall_seconds=stopwatch.seconds(), settings=settings,
-                                smoke=args.smoke)
+    return finetune_and_report(CHAPTER, args, config, train, test, stopwatch, language=args.language)
 
 
 if __name__ == "__main__":
