@@ -10,7 +10,6 @@ __all__ = ['MASK_VALUE', 'SELF_MASK_VALUE', 'attend', 'FullSelfAttention', 'look
 
 # %% notebooks/02_reformer.ipynb cell 4
 import math
-import sysconfig
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from annotated.utils import TrainingHistory, activation_fn, fit, random_batches
+from annotated.utils import TrainingHistory, activation_fn, fit, load_text_snapshot, random_batches
 
 
 # %% notebooks/02_reformer.ipynb cell 7
@@ -697,19 +696,19 @@ def reformer_from_transformers(hf_model: nn.Module) -> ReformerLM:
 
 
 # %% notebooks/02_reformer.ipynb cell 68
-def stdlib_source_text(max_bytes: int | None = None, root: str | Path | None = None) -> bytes:
-    """The Python standard library's top-level ``*.py`` files (sorted by name) concatenated as bytes.
+def stdlib_source_text(max_bytes: int | None = None) -> bytes:
+    """The top-level ``*.py`` files of CPython 3.11.7's standard library (sorted by name) concatenated as bytes.
 
-    Present wherever Python is, so no download is needed; each file is preceded by a ``# file: <name>`` line.
-    ``max_bytes`` keeps only the beginning; ``root`` defaults to the running interpreter's standard library.
+    Read from the snapshot the package ships (``annotated.utils.load_text_snapshot("stdlib_source")``), so the text
+    is the same on every Python and needs no download; each file is preceded by a ``# file: <name>`` line.
+    ``max_bytes`` keeps only the beginning.
     """
-    root = Path(root) if root is not None else Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(root.glob("*.py"))
-    if not files:
-        raise ValueError(f"no *.py files found in {root}")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be positive or None, got {max_bytes}")
+    snapshot = load_text_snapshot("stdlib_source")
     parts, size = [], 0
-    for path in files:
-        part = f"# file: {path.name}\n".encode() + path.read_bytes()
+    for name, source in zip(snapshot["file"], snapshot["source"]):
+        part = f"# file: {name}\n".encode() + source
         parts.append(part)
         size += len(part)
         if max_bytes is not None and size >= max_bytes:

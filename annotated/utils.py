@@ -5,10 +5,11 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'ACTIVATION_NAMES', 'activation_fn', 'toleranced']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'toleranced']
 
 
 # %% notebooks/00_utils.ipynb cell 4
+import importlib.resources
 import json
 import math
 import os
@@ -501,6 +502,36 @@ def load_or_embedded(
 
 
 # %% notebooks/00_utils.ipynb cell 36
+TEXT_SNAPSHOTS = ("stdlib_source", "stdlib_docstrings")
+
+
+def text_snapshot_path(name: str) -> Path:
+    """The Parquet file of the text snapshot ``name`` (one of ``TEXT_SNAPSHOTS``) inside the installed package."""
+    if name not in TEXT_SNAPSHOTS:
+        raise ValueError(f"name must be one of {TEXT_SNAPSHOTS}, got {name!r}")
+    return Path(str(importlib.resources.files("annotated") / "data" / f"{name}.parquet"))
+
+
+def load_text_snapshot(name: str):
+    """The rows of the text snapshot ``name`` as a ``datasets.Dataset``, in the order they were stored.
+
+    ``stdlib_source``: one row per top-level ``*.py`` file of CPython 3.11.7's standard library, sorted by name
+    (``file``, and ``source`` as bytes). ``stdlib_docstrings``: one row per module and per documented class or
+    function of the library's files (``module``, ``kind``, ``name``, ``docstring``); see ``scripts/make_corpora.py``.
+    """
+    import datasets
+
+    path = str(text_snapshot_path(name))
+    quiet_already = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # a local file of a few MB: a progress bar would only clutter the output
+    try:
+        return datasets.load_dataset("parquet", data_files=path, split="train")
+    finally:
+        if not quiet_already:
+            datasets.enable_progress_bars()
+
+
+# %% notebooks/00_utils.ipynb cell 39
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -545,7 +576,7 @@ def activation_fn(name: str, what: str = "activation") -> Callable[[torch.Tensor
     return _ACTIVATIONS[name]
 
 
-# %% notebooks/00_utils.ipynb cell 40
+# %% notebooks/00_utils.ipynb cell 43
 def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
     """``value`` as ``"3.12 ± 0.08"``: a result together with the tolerance within which the book's tests accept it.
 

@@ -9,11 +9,9 @@ __all__ = ['minilm_directory', 'BertCheckpoint', 'load_bert_checkpoint', 'VARIAN
 
 
 # %% notebooks/04_warm_starting.ipynb cell 4
-import ast
 import importlib.util
 import json
 import random
-import sysconfig
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from pathlib import Path
@@ -30,6 +28,7 @@ from annotated.encoder_decoder import (
     _copy_weights,
     config_from_bert,
 )
+from annotated.utils import load_text_snapshot
 
 
 # %% notebooks/04_warm_starting.ipynb cell 7
@@ -204,32 +203,19 @@ class DocstringPair:
     module: str
 
 
-_SKIPPED_PACKAGES = {"test", "tests", "idlelib", "site-packages", "dist-packages", "lib2to3", "turtledemo"}
-
-
-def docstring_pairs(root: str | Path | None = None, min_summary: int = 4, max_summary: int = 20, min_body: int = 8) -> list[DocstringPair]:
-    """(body, summary) pairs from the docstrings of the ``.py`` files under ``root`` (the standard library by
-    default), parsed with ``ast``; the first pair for each summary wins, in sorted file order."""
-    root = Path(root or sysconfig.get_paths()["stdlib"])
+def docstring_pairs(min_summary: int = 4, max_summary: int = 20, min_body: int = 8) -> list[DocstringPair]:
+    """(body, summary) pairs from the docstrings of the classes and functions in the package's snapshot of CPython
+    3.11.7's standard library (``load_text_snapshot("stdlib_docstrings")``): the first paragraph is the summary, the
+    rest the body; the first pair for each summary wins, in the snapshot's order (files sorted by path)."""
+    snapshot = load_text_snapshot("stdlib_docstrings").to_dict()
     pairs: dict[str, DocstringPair] = {}
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        if _SKIPPED_PACKAGES & set(relative.parts):
+    for module, kind, name, docstring in zip(snapshot["module"], snapshot["kind"], snapshot["name"], snapshot["docstring"]):
+        paragraphs = docstring.split("\n\n")
+        if kind == "module" or len(paragraphs) < 2:
             continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        module = ".".join(relative.with_suffix("").parts)
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            paragraphs = (ast.get_docstring(node) or "").split("\n\n")
-            if len(paragraphs) < 2:
-                continue
-            summary, body = " ".join(paragraphs[0].split()), " ".join(" ".join(paragraphs[1:]).split())
-            if min_summary <= len(summary.split()) <= max_summary and len(body.split()) >= min_body:
-                pairs.setdefault(summary, DocstringPair(f"{node.name}: {body}", summary, module))
+        summary, body = " ".join(paragraphs[0].split()), " ".join(" ".join(paragraphs[1:]).split())
+        if min_summary <= len(summary.split()) <= max_summary and len(body.split()) >= min_body:
+            pairs.setdefault(summary, DocstringPair(f"{name}: {body}", summary, module))
     return list(pairs.values())
 
 
@@ -438,26 +424,15 @@ def evaluate_summaries(model: EncoderDecoderModel, task: SummarisationTask, max_
 
 
 # %% notebooks/04_warm_starting.ipynb cell 48
-def docstring_texts(root: str | Path | None = None, skip_modules: Iterable[str] = ()) -> list[str]:
-    """Every docstring (whitespace-normalised, at least 4 words) of the ``.py`` files under ``root`` (the standard
-    library by default), except those of ``skip_modules`` (dotted names as in ``DocstringPair.module``)."""
-    root = Path(root or sysconfig.get_paths()["stdlib"])
-    skip, texts = set(skip_modules), []
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        module = ".".join(relative.with_suffix("").parts)
-        if _SKIPPED_PACKAGES & set(relative.parts) or module in skip:
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                text = " ".join((ast.get_docstring(node) or "").split())
-                if len(text.split()) >= 4:
-                    texts.append(text)
-    return texts
+def docstring_texts(skip_modules: Iterable[str] = ()) -> list[str]:
+    """Every docstring (whitespace-normalised, at least 4 words) of modules, classes and functions in the package's
+    snapshot of CPython 3.11.7's standard library, except those of ``skip_modules`` (dotted names as in
+    ``DocstringPair.module``)."""
+    snapshot = load_text_snapshot("stdlib_docstrings").to_dict()
+    skip = set(skip_modules)
+    texts = (" ".join(docstring.split()) for module, docstring in zip(snapshot["module"], snapshot["docstring"])
+             if module not in skip)
+    return [text for text in texts if len(text.split()) >= 4]
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 4000):
