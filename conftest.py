@@ -4,17 +4,21 @@
   so the stored outputs validate on any CPU or GPU; everything else is compared exactly.
 * Every notebook kernel gets the same environment as the executor's (``tools/kernel_env.py``), so stored outputs
   and re-run outputs are comparable.
+* With ``ANNOTATED_VALIDATE_ISA=1`` each notebook's kernel starts under an instruction set that notebook's stored
+  outputs were not computed under (``tools/isa.py``, ``notebook_validation_env``); other tests run as the process does.
 * With ``--nbval``, collecting no notebook is an error: a misconfigured run must not pass by testing nothing.
 * The time each notebook took is printed at the end and written to ``_build/notebook-times.md``.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from tools.isa import ISA_VARIABLES, PER_NOTEBOOK_SWITCH, native_capability, notebook_validation_env
 from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks
 
@@ -28,8 +32,28 @@ _notebook_cells: dict[str, int] = defaultdict(int)
 _notebook_failed: set[str] = set()
 
 
+_process_isa_env: dict[str, str] = {}
+_native_capability: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     apply_kernel_env()
+    _process_isa_env.update({name: os.environ[name] for name in ISA_VARIABLES if name in os.environ})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a notebook's kernel starts (with its first cell), set the instruction set it is validated under."""
+    if os.environ.get(PER_NOTEBOOK_SWITCH) != "1":
+        return
+    for name in ISA_VARIABLES:
+        os.environ.pop(name, None)
+    if item.path.suffix == ".ipynb":
+        if not _native_capability:
+            _native_capability.append(native_capability())
+        os.environ.update(notebook_validation_env(item.path, _native_capability[0]))
+    else:
+        os.environ.update(_process_isa_env)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -59,3 +59,40 @@ def test_the_executor_records_the_capability_that_computed_the_outputs(tmp_path,
     record = stored["metadata"]["annotated"]["outputs_computed_under"]
     assert record["cpu_capability"] == "default" and record["torch"].startswith("2.")
     assert stored["cells"][0]["outputs"][0]["text"] == "2\n"
+
+
+def _probe_notebook(path, stored: str, expected: str) -> None:
+    cell = nbformat.v4.new_code_cell(
+        "import torch\nprint(torch.backends.cpu.get_cpu_capability().lower() == " + repr(expected) + ")",
+        outputs=[nbformat.v4.new_output("stream", name="stdout", text="True\n")], execution_count=1)
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["annotated"] = {"outputs_computed_under": {"cpu_capability": stored}}
+    nbformat.write(notebook, path)
+
+
+def test_each_notebook_kernel_runs_under_a_capability_its_own_outputs_were_not_stored_under():
+    """Two notebooks stored under different capabilities, run by nbval in one session with the per-notebook switch:
+    each kernel dispatches to the capability chosen for it (the stored "True" fails if it does not)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    native = native_capability()
+    stores = [c for c in ("avx512", "avx2", "default") if c != "default" or native != "default"][:2]
+    folder = Path(__file__).resolve().parent.parent / "_build" / "isa-probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, stored in enumerate(stores):
+        path = folder / f"probe_{index}.ipynb"
+        _probe_notebook(path, stored, validation_capability(native, [stored]))
+        paths.append(path)
+    wrong = folder / "probe_wrong.ipynb"  # the planted fault: expects the capability it was stored under
+    _probe_notebook(wrong, stores[0], stores[0] if stores[0] != native else "default")
+    env = {key: value for key, value in os.environ.items() if key not in ISA_VARIABLES}
+    run = lambda *files: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         *map(str, files)], capture_output=True, text=True, env={**env, "ANNOTATED_VALIDATE_ISA": "1"},
+        cwd=folder.parent.parent)
+    good = run(*paths)
+    assert good.returncode == 0, good.stdout[-2000:]
+    assert run(wrong).returncode == 1

@@ -10,10 +10,16 @@ stored results hold on another instruction set, whatever machine stored them:
 * stored under AVX2 on an AVX2 machine: validate under ATen's portable ``default`` kernels;
 * in general: the most capable set this machine runs that no notebook was stored under.
 
+Notebooks re-stored on different machines record different capabilities. With ``ANNOTATED_VALIDATE_ISA=1`` (what
+``.ci/run`` sets) the choice is made per notebook instead: the conftest starts each notebook's kernel under the most
+capable set this machine runs that *that* notebook was not stored under (``notebook_validation_env``), so one
+notebook stored under AVX2 does not push every other one onto the slow portable kernels.
+
 Usage::
 
     python -m tools.isa stored           # each chapter's recorded capability
     python -m tools.isa validation-env   # e.g. ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+    python -m tools.isa plan             # per notebook: stored under, validated under (ANNOTATED_VALIDATE_ISA=1)
     env $(python -m tools.isa validation-env) bash tools/test.sh
 """
 
@@ -109,9 +115,18 @@ def stored_capabilities(paths: Iterable[Path]) -> dict[Path, str]:
     return {path: stored_capability(json.loads(path.read_text(encoding="utf-8")), str(path)) for path in paths}
 
 
+PER_NOTEBOOK_SWITCH = "ANNOTATED_VALIDATE_ISA"
+
+
+def notebook_validation_env(path: Path, native: str) -> dict[str, str]:
+    """The environment a notebook's kernel is validated under: a capability it was not stored under."""
+    stored = stored_capability(json.loads(Path(path).read_text(encoding="utf-8")), str(path))
+    return validation_env(validation_capability(native, [stored]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("stored", "validation-env"))
+    parser.add_argument("command", choices=("stored", "validation-env", "plan"))
     args = parser.parse_args(argv)
     stored = stored_capabilities(chapter_notebooks())
     if args.command == "stored":
@@ -119,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: {capability}")
         return 0
     native = native_capability()
+    if args.command == "plan":
+        for path, capability in stored.items():
+            print(f"{path}: stored under {capability}, validated under {validation_capability(native, [capability])}")
+        return 0
     chosen = validation_capability(native, stored.values())
     print(" ".join(f"{key}={value}" for key, value in validation_env(chosen).items()))
     print(f"stored under {', '.join(sorted(set(stored.values())))}; this machine runs up to {native}; "
