@@ -90,7 +90,49 @@ def test_every_registered_sweep_and_seed_function_names_what_its_notebook_has():
             assert set(ids) <= set(cells), (name, ids)
             assert any(nbspread.SEED_LITERAL.search(cells[i]) for i in ids), (name, ids)
             assert measures
-    for name, functions in nbspread.SEED_ARGUMENT_FUNCTIONS.items():
-        sources = "\n".join(cell_source(c) for c in json.loads((REPO_ROOT / "notebooks" / name).read_text())["cells"])
-        for function in functions:
-            assert f"def {function}(" in sources or f"class {function}:" in sources, (name, function)
+    for registry in (nbspread.SEED_ARGUMENT_FUNCTIONS, nbspread.SEED_CONFIG_FUNCTIONS):
+        for name, functions in registry.items():
+            sources = "\n".join(cell_source(c) for c in json.loads((REPO_ROOT / "notebooks" / name).read_text())["cells"])
+            for function in functions:
+                assert f"def {function}(" in sources, (name, function)
+
+
+CONFIG_CHAPTER = [
+    code_cell("config", """\
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3
+    seed: int = 0"""),
+    code_cell("train", """\
+seen = []
+
+
+def train(env_id, config=TrainConfig(), *, note=""):
+    seen.append(config.seed)
+    return config"""),
+    code_cell("use", """\
+config = TrainConfig(seed=5)
+train("a", config)
+train("b", replace(config, steps=4))
+train("c", config=TrainConfig(seed=7), note="keyword")
+train("d")
+loaded = TrainConfig(**asdict(config))  # what a loader of a saved configuration does
+assert loaded == config and loaded.seed == 5 and isinstance(config, TrainConfig)
+assert TrainConfig.__dataclass_fields__["seed"].default == 0
+print(seen)"""),
+]
+
+
+def test_seed_offset_moves_a_configuration_seed_once_per_training_call_and_leaves_the_class_alone(tmp_path, monkeypatch):
+    """The configuration classes stay classes (07's Hub loader builds one from a saved config.json), and every call
+    trains with the seed moved exactly once, however the configuration was made (copied, passed by keyword, default)."""
+    path = tmp_path / "chapter.ipynb"
+    write_notebook(path, CONFIG_CHAPTER)
+    monkeypatch.setitem(nbspread.SEED_CONFIG_FUNCTIONS, "chapter.ipynb", ("train",))
+    nbspread.run_variant(path, tmp_path / "out", None, seed_offset=3)
+    record = json.loads((tmp_path / "out" / "chapter.json").read_text())
+    ran = json.loads((tmp_path / "out" / "chapter.ipynb").read_text())["cells"][2]["outputs"]
+    assert record["raised"] == [] and ran[0]["text"] == "[8, 8, 10, 3]\n"

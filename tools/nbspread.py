@@ -23,7 +23,10 @@ A chapter whose training function takes its seed as an argument (``fine_tune(...
 chapter) ignores that; ``--shift-seed-of fine_tune`` also adds the offset to the ``seed`` argument of every later
 call of that function, through a wrapper cell injected after the cell that defines it.
 Training functions that take their seed as an argument are listed per chapter in ``SEED_ARGUMENT_FUNCTIONS`` and
-shifted the same way with every ``--seed-offset``.
+shifted the same way with every ``--seed-offset``. Training functions that take it inside a dataclass configuration
+(``train_ppo(env_id, config)``) are listed in ``SEED_CONFIG_FUNCTIONS``: each call trains on a copy of its
+configuration with the seed moved (``dataclasses.replace``), so the configuration classes stay what they are and a
+configuration saved, copied or loaded again is never shifted twice.
 The stored notebooks are never written.
 
 Every run writes, beside each executed copy, ``<chapter>.json``: the cells that raised (an assertion that fails
@@ -79,13 +82,33 @@ def {name}(*args, seed=0, **kwargs):
 """
 
 
-# Training functions (or configurations) that take their seed as an argument, per notebook: with ``--seed-offset``
+SEED_CONFIG_CELL = """\
+import dataclasses as _spread_dataclasses
+import inspect as _spread_inspect
+
+_unshifted_{name} = {name}
+
+
+def {name}(*args, **kwargs):
+    bound = _spread_inspect.signature(_unshifted_{name}).bind(*args, **kwargs)
+    bound.apply_defaults()
+    config = bound.arguments["config"]
+    bound.arguments["config"] = _spread_dataclasses.replace(config, seed=config.seed + {offset})
+    return _unshifted_{name}(*bound.args, **bound.kwargs)
+"""
+
+# Training functions that take their seed inside a dataclass ``config`` argument, per notebook: with
+# ``--seed-offset`` every call made after the cell that defines them trains with ``config.seed`` moved by the offset.
+SEED_CONFIG_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "07_policy_gradients_ppo.ipynb": ("train_dqn", "reinforce", "train_ppo"),
+}
+
+# Training functions that take their seed as an argument, per notebook: with ``--seed-offset``
 # the offset is added to the ``seed`` argument of every call made after the cell that defines them, as with
 # ``--shift-seed-of`` (seeds passed to ``seed_everything`` are shifted in every notebook).
 SEED_ARGUMENT_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "04_warm_starting.ipynb": ("fine_tune",),
     "06_q_learning.ipynb": ("train", "monte_carlo_prediction", "td0_prediction"),
-    "07_policy_gradients_ppo.ipynb": ("DQNConfig", "ReinforceConfig", "PPOConfig"),
 }
 
 # The sampling assertions of the chapters, swept by ``run --sampling-draws N``: per notebook, a list of sweeps. A sweep
@@ -215,14 +238,15 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
         os.environ.update(CAPABILITY_ENV[isa])
     notebook = nbformat.read(path, as_version=4)
     injected = []
-    functions = dict.fromkeys([*SEED_ARGUMENT_FUNCTIONS.get(path.name, ()), *shift_seed_of])
-    for name in functions if seed_offset else ():
-        defines = re.compile(rf"^(?:def|class) {re.escape(name)}\b", re.MULTILINE)
+    functions = {**dict.fromkeys([*SEED_ARGUMENT_FUNCTIONS.get(path.name, ()), *shift_seed_of], SEED_ARGUMENT_CELL),
+                 **dict.fromkeys(SEED_CONFIG_FUNCTIONS.get(path.name, ()), SEED_CONFIG_CELL)}
+    for name, template in functions.items() if seed_offset else ():
+        defines = re.compile(rf"^def {re.escape(name)}\b", re.MULTILINE)
         definition = next((index for index, cell in enumerate(notebook.cells)
                            if cell.cell_type == "code" and defines.search(cell.source)), None)
         if definition is None:
             raise ValueError(f"--shift-seed-of {name}: no code cell of {path} defines {name}()")
-        cell = nbformat.v4.new_code_cell(SEED_ARGUMENT_CELL.format(name=name, offset=seed_offset))
+        cell = nbformat.v4.new_code_cell(template.format(name=name, offset=seed_offset))
         notebook.cells.insert(definition + 1, cell)
         injected.append(cell)
     if seed_offset:
