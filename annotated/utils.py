@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'toleranced']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'toleranced', 'EXPECT_LOG_ENV_VAR', 'COMPARISONS', 'expect']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -594,3 +594,35 @@ def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
     if round(tolerance, digits) != tolerance:
         raise ValueError(f"tolerance {tolerance} needs more than {digits} decimals; pass digits=")
     return f"{value:.{digits}f} ± {tolerance:.{digits}f}"
+
+
+# %% notebooks/00_utils.ipynb cell 46
+EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def expect(value: float, comparison: str, bound: float, what: str) -> None:
+    """Assert ``value <comparison> bound`` about a trained or sampled quantity named ``what``.
+
+    Raises ``AssertionError`` (saying what was expected and what came) where ``assert`` would. When the environment
+    variable ``ANNOTATED_EXPECT_LOG`` names a file, every call also appends one JSON line to it (``what``, ``value``,
+    ``comparison``, ``bound``, ``passed``), so that re-runs under other seeds and machines can measure how close each
+    assertion came to failing. A NaN value fails.
+    """
+    if comparison not in COMPARISONS:
+        raise ValueError(f"comparison must be one of {sorted(COMPARISONS)}, got {comparison!r}")
+    if not what:
+        raise ValueError("what must name the quantity, got an empty string")
+    value, bound = float(value), float(bound)
+    if not math.isfinite(bound):
+        raise ValueError(f"bound must be finite, got {bound}")
+    passed = bool(COMPARISONS[comparison](value, bound))
+    log = os.environ.get(EXPECT_LOG_ENV_VAR)
+    if log:
+        record = {"what": what, "value": value, "comparison": comparison, "bound": bound, "passed": passed}
+        with open(log, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+    if not passed:
+        raise AssertionError(f"expected {what} {comparison} {bound:g}, got {value:g}")

@@ -136,3 +136,15 @@ def test_seed_offset_moves_a_configuration_seed_once_per_training_call_and_leave
     record = json.loads((tmp_path / "out" / "chapter.json").read_text())
     ran = json.loads((tmp_path / "out" / "chapter.ipynb").read_text())["cells"][2]["outputs"]
     assert record["raised"] == [] and ran[0]["text"] == "[8, 8, 10, 3]\n"
+
+
+def test_a_run_records_every_expect_call_with_its_cell(tmp_path):
+    path = tmp_path / "chapter.ipynb"
+    write_notebook(path, [
+        code_cell("first", "from annotated.utils import expect\nexpect(0.25, '<', 0.5, 'held-out loss')"),
+        code_cell("second", "for k in range(2):\n    expect(0.8 + k / 10, '>', 0.5, 'accuracy')"),
+    ])
+    nbspread.run_variant(path, tmp_path / "out", None, seed_offset=0)
+    record = json.loads((tmp_path / "out" / "chapter.json").read_text())
+    assert [(c["id"], c["what"], c["value"]) for c in record["expectations"]] == [
+        ("first", "held-out loss", 0.25), ("second", "accuracy", 0.8), ("second", "accuracy", 0.9)]

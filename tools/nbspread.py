@@ -37,6 +37,10 @@ of ``SAMPLING_SWEEPS`` under N sampling seeds (every literal ``manual_seed(k)`` 
 values it asserts on, so that a threshold is set from the distribution of what it bounds. The rest of the notebook
 then computes exactly what a plain run computes.
 
+Every run also records each ``annotated.utils.expect`` call the notebook made (its cell, what it bounds, the
+value, the bound) in the ``expectations`` of ``<chapter>.json``; ``tools.margins`` turns the records of several runs
+into each assertion's measured margin.
+
 ``report`` lines up every number that moved; ``margins`` looks only at the results a chapter prints as
 ``value ± tolerance`` and says, per result, the largest difference the runs showed and which share of the
 tolerance it used (over 100% means that run would fail nbval; far under means the tolerance may be too loose).
@@ -58,6 +62,7 @@ from tools.nbexec import dumps, normalize_notebook, raises_on_purpose
 from tools.nbexport import cell_source, chapter_notebooks
 from tools.tolerance import TOLERANCED, toleranced_results
 
+EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"  # annotated.utils.EXPECT_LOG_ENV_VAR (the tools do not import torch)
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 SEED_OFFSET_CELL = """\
@@ -223,6 +228,14 @@ def sweep(client, cells: list, index: int, measures: tuple[str, ...], draws: int
     return results
 
 
+def _read_new_lines(log: Path, seen: list) -> list[dict]:
+    """The records of ``log`` after the first ``len(seen)`` (each cell's ``expect`` calls, as the cell ends)."""
+    if not log.is_file():
+        return []
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines[len(seen):] if line.strip()]
+
+
 def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
                 shift_seed_of: tuple[str, ...] = (), sampling_draws: int = 0) -> float:
     """Execute ``path`` in a fresh kernel under the variant; write the executed copy to ``out_dir`` and, beside it,
@@ -261,6 +274,11 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
     client = NotebookClient(notebook, timeout=1800, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     swept: dict[str, list[dict]] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    expect_log = (out_dir / f"{path.stem}.expect.jsonl").resolve()
+    expect_log.unlink(missing_ok=True)
+    os.environ[EXPECT_LOG_ENV_VAR] = str(expect_log)  # annotated.utils.expect appends one line per call
+    expectations: list[dict] = []
     start = time.perf_counter()
     with client.setup_kernel():
         for index, cell in enumerate(notebook.cells):
@@ -269,6 +287,8 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
                 swept["+".join(ids)] = sweep(client, [by_id[i] for i in ids], index, measures, sampling_draws)
             else:
                 client.execute_cell(cell, index)
+            expectations += [{"id": cell.get("id"), **record} for record in _read_new_lines(expect_log, expectations)]
+    os.environ.pop(EXPECT_LOG_ENV_VAR)
     seconds = time.perf_counter() - start
     injected_ids = {cell.id for cell in injected}
     notebook.cells = [cell for cell in notebook.cells if cell.get("id") not in injected_ids]
@@ -278,7 +298,7 @@ def run_variant(path: Path, out_dir: Path, isa: str | None, seed_offset: int,
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / path.name).write_text(dumps(normalize_notebook(notebook)), encoding="utf-8")
     summary = {"notebook": path.name, "isa": isa, "seed_offset": seed_offset, "seconds": round(seconds),
-               "raised": raised, "sampling_sweeps": swept}
+               "raised": raised, "sampling_sweeps": swept, "expectations": expectations}
     (out_dir / f"{path.stem}.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return seconds
 

@@ -1,0 +1,104 @@
+"""The margin rule (tools/margins.py) and its record: every ``expect`` in a chapter has a measured margin that holds."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from annotated.utils import expect
+from tools import margins
+from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
+
+
+# The chapter that defines ``expect`` calls it on constants, once past its bound on purpose: a demonstration, not a
+# measured quantity.
+DEFINES_EXPECT = "00_utils.ipynb"
+
+
+def expect_calls(source: str) -> list[ast.Call]:
+    """The calls of ``expect`` in a code cell (IPython's ``%`` and ``!`` lines left out)."""
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    return [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name) and node.func.id == "expect"]
+
+
+def chapter_expectations() -> list[tuple[str, str, object]]:
+    """(notebook, cell id, what) for every ``expect`` call of every chapter; ``what`` is its literal, or the node."""
+    found = []
+    for path in chapter_notebooks():
+        if path.name == DEFINES_EXPECT:
+            continue
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code" or "expect(" not in cell_source(cell):
+                continue
+            for call in expect_calls(cell_source(cell)):
+                what = call.args[3] if len(call.args) > 3 else next(
+                    (k.value for k in call.keywords if k.arg == "what"), None)
+                found.append((path.name, cell.get("id"), what.value if isinstance(what, ast.Constant) else what))
+    return found
+
+
+def test_every_chapter_expectation_has_a_measured_margin_that_holds():
+    record = json.loads(margins.MARGINS_JSON.read_text()) if margins.MARGINS_JSON.is_file() else []
+    measured = {(row["notebook"], row["cell"], row["what"]): row for row in record}
+    problems = []
+    for notebook, cell_id, what in chapter_expectations():
+        if not isinstance(what, str):
+            problems.append(f"{notebook} cell {cell_id}: name the quantity with a string literal")
+        elif (notebook, cell_id, what) not in measured:
+            problems.append(f"{notebook} cell {cell_id} {what!r}: no measured margin (python -m tools.margins --write)")
+        elif not measured[notebook, cell_id, what]["holds"]:
+            problems.append(f"{notebook} cell {cell_id} {what!r}: breaks the margin rule")
+    assert problems == []
+
+
+@pytest.mark.parametrize(("values", "bound", "holds"), [
+    ([0.40, 0.41, 0.39], 0.5, True),      # 0.09 inside, sd 0.01: needs max(0.03, 0.025)
+    ([0.40, 0.47, 0.39], 0.5, False),     # one run came within 0.03 of the bound
+    ([0.40, 0.40, 0.51], 0.5, False),     # one run is past it
+])
+def test_the_rule_on_planted_runs(values, bound, holds):
+    assert margins.verdict(values, "<", bound, reference=0.40)["holds"] is holds
+
+
+def test_the_rule_measures_from_the_correct_side_of_a_lower_bound():
+    assert margins.verdict([0.9, 0.91], ">", 0.5, reference=0.9)["closest_inside"] == pytest.approx(0.4)
+    assert not margins.verdict([0.9, 0.52], ">", 0.5, reference=0.9)["holds"]
+
+
+def test_runs_are_collected_per_assertion_and_merged_per_notebook(tmp_path):
+    for offset, value in enumerate([0.40, 0.42, 0.38]):
+        run = tmp_path / f"seed{offset}"
+        run.mkdir()
+        calls = [{"id": "c1", "what": "loss", "value": value, "comparison": "<", "bound": 0.5, "passed": True}]
+        (run / "ch.json").write_text(json.dumps({"notebook": "ch.ipynb", "seed_offset": offset, "isa": None,
+                                                 "expectations": calls}))
+    rows = margins.measure(sorted(tmp_path.glob("seed*")))
+    assert len(rows) == 1 and rows[0]["reference"] == 0.40 and rows[0]["runs"] == 3 and rows[0]["holds"]
+    json_path, md_path = tmp_path / "m.json", tmp_path / "m.md"
+    json_path.write_text(json.dumps([{**rows[0], "notebook": "other.ipynb"}, {**rows[0], "what": "stale"}]))
+    merged = margins.write(rows, json_path, md_path)
+    assert [(r["notebook"], r["what"]) for r in merged] == [("ch.ipynb", "loss"), ("other.ipynb", "loss")]
+    assert "| ch.ipynb | c1 | loss | < 0.5 | 3 |" in md_path.read_text()
+
+
+def test_expect_raises_like_assert_and_logs_when_asked(tmp_path, monkeypatch):
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("ANNOTATED_EXPECT_LOG", str(log))
+    expect(0.2, "<", 0.5, "loss")
+    with pytest.raises(AssertionError, match="expected loss < 0.5, got 0.7"):
+        expect(0.7, "<", 0.5, "loss")
+    with pytest.raises(AssertionError):
+        expect(float("nan"), ">", 0.0, "reward")
+    with pytest.raises(ValueError, match="comparison"):
+        expect(1.0, "==", 1.0, "loss")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["value"], r["passed"]) for r in lines[:2]] == [(0.2, True), (0.7, False)] and len(lines) == 3
+
+
+def test_the_scan_finds_expect_calls_and_their_names():
+    calls = expect_calls("%matplotlib inline\nexpect(loss, '<', 0.5, 'held-out loss')\nexpect(a, '>', b, what=name)")
+    assert [c.args[3].value if len(c.args) > 3 else None for c in calls] == ["held-out loss", None]
+    assert (REPO_ROOT / "tools" / "margins.py").is_file()
