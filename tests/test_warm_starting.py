@@ -233,6 +233,17 @@ def test_variants_script_runs_at_ci_size(tmp_path):
     assert again["variants"] == results["variants"] and again["comparisons"] == results["comparisons"]
 
 
+def _without_floats_rounding(value):
+    """``value`` with every float rounded to 10 significant digits, for comparisons across Python versions."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {k: _without_floats_rounding(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_floats_rounding(v) for v in value]
+    return value
+
+
 def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
     """results/warm_starting/variants.json must follow from the 15 committed run files (re-aggregated here, nothing
     trained), and its finding is the chapter's: held-out loss separates the five comparisons the chapter names, each
@@ -247,7 +258,9 @@ def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
     again = script.main(["--out", str(tmp_path), "--work", str(tmp_path / "work")])
     stored = json.loads((committed / "variants.json").read_text())
     timing = {"seconds", "seconds_this_invocation"}
-    assert {k: v for k, v in again.items() if k not in timing} == {k: v for k, v in stored.items() if k not in timing}
+    # equal up to float rounding: Python 3.12's sum() of floats is compensated (Neumaier), 3.11's is not
+    assert _without_floats_rounding({k: v for k, v in again.items() if k not in timing}) == \
+        _without_floats_rounding({k: v for k, v in stored.items() if k not in timing})
     assert not (tmp_path / "work").exists()  # every run was read, none trained
 
     def separated(change: dict) -> bool:
