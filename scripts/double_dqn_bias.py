@@ -39,6 +39,7 @@ VARIANTS = {"dqn": False, "double_dqn": True}  # file-name key -> double_q
 LABELS = {"dqn": "DQN", "double_dqn": "Double DQN"}
 STEPS, SEEDS = 50_000, list(range(10))
 EVALUATIONS = 20  # the chapter's eval_every=2,500 over 50,000 steps
+SOLVED = 475.0  # CartPole-v1's mark, the chapter's target_return
 START_STATES = 10  # start_values' n_episodes, as in the chapter
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 10_000, 0
 DEFAULT_OUT = Path("results/double_dqn")
@@ -52,7 +53,7 @@ def config_for(variant: str, seed: int, steps: int = STEPS):
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
     if seed < 0:
         raise ValueError(f"seeds must be >= 0, got {seed}")
-    chapter = DQNConfig(hidden_sizes=(128, 128), gradient_steps=64, eval_every=2_500, target_return=475.0, seed=seed)
+    chapter = DQNConfig(hidden_sizes=(128, 128), gradient_steps=64, eval_every=2_500, target_return=SOLVED, seed=seed)
     config = replace(chapter, target_return=None, double_q=VARIANTS[variant])  # exactly the chapter's bias_config
     if steps == STEPS:
         return config
@@ -112,18 +113,24 @@ def train_run(variant: str, seed: int, steps: int) -> dict:
 
 
 def run_summary(run: dict) -> dict:
-    """One run's numbers: first- and second-half mean bias (and estimate, obtained), largest and final estimate."""
+    """One run's numbers: first- and second-half mean bias (and estimate, obtained), largest and final estimate, and
+    from the training's own greedy evaluations (undiscounted, 10 episodes within the time limit) the first step with
+    a mean of at least 475 and the lowest mean from then on."""
     steps, estimate, obtained = (np.array(run[k]) for k in ("eval_steps", "estimate", "obtained"))
     bias, late = estimate - obtained, steps > run["steps"] // 2
     if late.all() or not late.any():
         raise ValueError(f"{run['variant']} seed {run['seed']}: needs evaluations in both halves, got steps {steps}")
     largest = int(np.argmax(estimate))
+    greedy = np.array(run["greedy_eval_returns"])
+    solved = np.flatnonzero(greedy >= SOLVED)
     return dict(first_half_bias=float(bias[~late].mean()), second_half_bias=float(bias[late].mean()),
                 first_half_estimate=float(estimate[~late].mean()), second_half_estimate=float(estimate[late].mean()),
                 first_half_obtained=float(obtained[~late].mean()), second_half_obtained=float(obtained[late].mean()),
                 largest_bias=float(bias.max()), max_estimate=float(estimate[largest]),
                 max_estimate_step=int(steps[largest]), final_estimate=float(estimate[-1]),
-                final_obtained=float(obtained[-1]))
+                final_obtained=float(obtained[-1]),
+                greedy_first_solved_step=int(steps[solved[0]]) if len(solved) else None,
+                greedy_lowest_after_solved=float(greedy[solved[0]:].min()) if len(solved) else None)
 
 
 def bootstrap_interval(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list:
@@ -152,7 +159,7 @@ def aggregate(runs: list[dict], command: str) -> dict:
         mine = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
         stats = {}
         for key in next(iter(rows.values())):
-            if key == "max_estimate_step":
+            if key in ("max_estimate_step", "greedy_first_solved_step", "greedy_lowest_after_solved"):
                 continue
             values = [row[key] for row in rows.values()]
             stats[key] = dict(mean=float(np.mean(values)),
@@ -163,6 +170,10 @@ def aggregate(runs: list[dict], command: str) -> dict:
             label=LABELS[variant], seeds=[r["seed"] for r in mine], **stats,
             first_half_bias_negative_runs=sum(row["first_half_bias"] < 0 for row in rows.values()),
             second_half_bias_positive_runs=sum(row["second_half_bias"] > 0 for row in rows.values()),
+            greedy_solved_runs=sum(row["greedy_first_solved_step"] is not None for row in rows.values()),
+            greedy_collapsed_after_solved_runs=sum(row["greedy_lowest_after_solved"] is not None and
+                                                   row["greedy_lowest_after_solved"] < SOLVED / 2
+                                                   for row in rows.values()),
             mean_estimate_curve=estimate.mean(axis=0).tolist(), mean_bias_curve=bias.mean(axis=0).tolist())
     paired = {}
     if len(per_run) == 2:
@@ -192,7 +203,9 @@ def aggregate(runs: list[dict], command: str) -> dict:
             sd="sample standard deviation over seeds (ddof=1)",
             paired="DQN minus Double DQN on the same seed; ci95: percentile bootstrap of the mean over seeds, "
                    f"{BOOTSTRAP_RESAMPLES} resamples, numpy default_rng({BOOTSTRAP_SEED})",
-            value_bound="1/(1-gamma): the discounted value of balancing for ever"),
+            value_bound="1/(1-gamma): the discounted value of balancing for ever",
+            greedy_collapsed_after_solved=f"the training's greedy evaluation reached a mean of {SOLVED:g} and a later "
+                                          f"one fell below {SOLVED / 2:g}"),
         bootstrap=dict(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
         runs=per_run, variants=variants, paired=paired,
         max_estimate=dict(value=largest[0], variant=largest[1], seed=largest[2], step=largest[3], bound=bound,
