@@ -115,7 +115,8 @@ def train_run(variant: str, seed: int, steps: int) -> dict:
 def run_summary(run: dict) -> dict:
     """One run's numbers: first- and second-half mean bias (and estimate, obtained), largest and final estimate, and
     from the training's own greedy evaluations (undiscounted, 10 episodes within the time limit) the first step with
-    a mean of at least 475 and the lowest mean from then on."""
+    a mean of at least 475 and the lowest mean from then on; whether the estimate rose at every evaluation, and the
+    largest change of the return obtained between two consecutive second-half evaluations."""
     steps, estimate, obtained = (np.array(run[k]) for k in ("eval_steps", "estimate", "obtained"))
     bias, late = estimate - obtained, steps > run["steps"] // 2
     if late.all() or not late.any():
@@ -129,6 +130,8 @@ def run_summary(run: dict) -> dict:
                 largest_bias=float(bias.max()), max_estimate=float(estimate[largest]),
                 max_estimate_step=int(steps[largest]), final_estimate=float(estimate[-1]),
                 final_obtained=float(obtained[-1]),
+                estimate_rises_every_evaluation=bool(np.all(np.diff(estimate) > 0)),
+                largest_obtained_move_second_half=float(np.abs(np.diff(obtained[late])).max(initial=0.0)),
                 greedy_first_solved_step=int(steps[solved[0]]) if len(solved) else None,
                 greedy_lowest_after_solved=float(greedy[solved[0]:].min()) if len(solved) else None)
 
@@ -159,7 +162,8 @@ def aggregate(runs: list[dict], command: str) -> dict:
         mine = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
         stats = {}
         for key in next(iter(rows.values())):
-            if key in ("max_estimate_step", "greedy_first_solved_step", "greedy_lowest_after_solved"):
+            if key in ("max_estimate_step", "greedy_first_solved_step", "greedy_lowest_after_solved",
+                       "estimate_rises_every_evaluation"):
                 continue
             values = [row[key] for row in rows.values()]
             stats[key] = dict(mean=float(np.mean(values)),
@@ -186,10 +190,13 @@ def aggregate(runs: list[dict], command: str) -> dict:
             paired[key] = dict(
                 seeds=[int(s) for s in seeds], per_seed=differences, mean=float(np.mean(differences)),
                 sd=float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0, ci95=interval,
-                dqn_higher_seeds=sum(d > 0 for d in differences), double_dqn_higher_seeds=sum(d < 0 for d in differences),
+                dqn_higher_seeds=sum(d > 0 for d in differences),
+                double_dqn_higher_seeds=sum(d < 0 for d in differences),
                 interval_includes_zero=bool(interval[0] <= 0 <= interval[1]))
     largest = max(((row["max_estimate"], v, int(s), row["max_estimate_step"]) for v, rows in per_run.items()
                    for s, row in rows.items()))
+    every_run = [row for rows in per_run.values() for row in rows.values()]
+    moves = [row["largest_obtained_move_second_half"] for row in every_run]
     state_largest = max(max(r["largest_state_estimate"]) for r in runs)
     return dict(
         command=command, steps=runs[0]["steps"], gamma=gamma, value_bound=bound, start_states=runs[0]["start_states"],
@@ -199,15 +206,22 @@ def aggregate(runs: list[dict], command: str) -> dict:
             obtained="discounted return of the greedy policy from the same start states (played past the time limit "
                      "up to 1,000 steps), mean over the start states",
             bias="estimate minus obtained",
-            first_half="mean over the evaluations at steps <= half", second_half="mean over the evaluations at steps > half",
+            first_half="mean over the evaluations at steps <= half",
+            second_half="mean over the evaluations at steps > half",
             sd="sample standard deviation over seeds (ddof=1)",
             paired="DQN minus Double DQN on the same seed; ci95: percentile bootstrap of the mean over seeds, "
                    f"{BOOTSTRAP_RESAMPLES} resamples, numpy default_rng({BOOTSTRAP_SEED})",
             value_bound="1/(1-gamma): the discounted value of balancing for ever",
+            largest_obtained_move_second_half="the largest absolute change of obtained between two consecutive "
+                                              "evaluations of the second half, in one run",
             greedy_collapsed_after_solved=f"the training's greedy evaluation reached a mean of {SOLVED:g} and a later "
                                           f"one fell below {SOLVED / 2:g}"),
         bootstrap=dict(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
         runs=per_run, variants=variants, paired=paired,
+        over_runs=dict(
+            runs=len(every_run),
+            estimate_rises_every_evaluation_runs=sum(row["estimate_rises_every_evaluation"] for row in every_run),
+            largest_obtained_move_second_half_min=min(moves), largest_obtained_move_second_half_max=max(moves)),
         max_estimate=dict(value=largest[0], variant=largest[1], seed=largest[2], step=largest[3], bound=bound,
                           runs_above_bound=sum(row["max_estimate"] > bound for rows in per_run.values()
                                                for row in rows.values()),

@@ -73,7 +73,8 @@ def test_script_runs_at_reduced_size_resumes_and_aggregates(tmp_path):
     assert paired["per_seed"] == pytest.approx(differences) and paired["seeds"] == [0, 1]
     assert paired["dqn_higher_seeds"] + paired["double_dqn_higher_seeds"] == 2
     assert paired["ci95"][0] <= paired["mean"] <= paired["ci95"][1]
-    assert stored["max_estimate"]["value"] == max(max(r["estimate"]) for r in runs) and stored["max_estimate"]["runs"] == 4
+    assert stored["max_estimate"]["value"] == max(max(r["estimate"]) for r in runs)
+    assert stored["max_estimate"]["runs"] == stored["over_runs"]["runs"] == 4
     # resuming: every run file exists, so a second call trains nothing and writes the same aggregate
     again = script.main(args)
     assert again["trained_now"] == []
@@ -95,3 +96,29 @@ def test_committed_bias_json_is_the_aggregate_of_the_committed_run_files():
     stored.pop("machine"), again.pop("machine")
     assert again == stored
     assert (COMMITTED / "bias.png").is_file()
+
+
+def test_committed_run_shows_what_the_chapter_states():
+    """The findings the PPO chapter's Double DQN section states and asserts, on the committed run (seeds 0-9)."""
+    stored = committed()
+    assert stored["steps"] == script.STEPS and stored["eval_steps"] == list(range(2_500, 50_001, 2_500))
+    assert all(stored["variants"][v]["seeds"] == script.SEEDS for v in script.VARIANTS)
+    every_run = [row for rows in stored["runs"].values() for row in rows.values()]
+    assert len(every_run) == 20
+    # the estimate lags behind what the greedy policy obtains in the first half, on every run, by a wide margin
+    assert max(row["first_half_bias"] for row in every_run) < -10
+    # Double DQN's second-half estimate is the lower one on every seed, the interval of the difference above zero
+    estimate = stored["paired"]["second_half_estimate"]
+    assert estimate["dqn_higher_seeds"] == 10 and estimate["ci95"][0] > 0
+    # ... but neither the bias nor the return obtained separates the two targets
+    for key in ("second_half_bias", "second_half_obtained"):
+        assert stored["paired"][key]["ci95"][0] < 0 < stored["paired"][key]["ci95"][1], key
+    assert stored["paired"]["second_half_bias"]["dqn_higher_seeds"] == 5
+    # the estimates rise at every evaluation; the largest comes at the end, once above 1/(1-gamma)
+    assert stored["over_runs"]["estimate_rises_every_evaluation_runs"] == 20
+    assert all(row["max_estimate_step"] == script.STEPS for row in every_run)
+    assert stored["max_estimate"]["runs_above_bound"] == 1 and stored["max_estimate"]["value"] > stored["value_bound"]
+    # the return obtained moves by tens between consecutive evaluations; greedy evaluations collapse after 475
+    assert stored["over_runs"]["largest_obtained_move_second_half_min"] > 10
+    for summary in stored["variants"].values():
+        assert summary["greedy_solved_runs"] == 10 and summary["greedy_collapsed_after_solved_runs"] >= 5
