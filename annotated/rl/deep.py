@@ -410,7 +410,7 @@ def start_values(
     return StartValues(estimates, returns, limited, lengths)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 30
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 31
 def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8) -> torch.Tensor:
     """Discounted returns of one episode, shifted and scaled to zero mean and unit standard deviation."""
     returns = torch.as_tensor(discounted_returns(rewards, gamma), dtype=torch.float32)
@@ -419,7 +419,7 @@ def normalized_returns(rewards: Sequence[float], gamma: float, eps: float = 1e-8
     return (returns - returns.mean()) / (returns.std() + eps)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 31
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 32
 def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """The REINFORCE surrogate ``-sum_t G_t log pi(a_t | s_t)``: its gradient is minus the policy gradient estimate."""
     if log_probs.shape != returns.shape:
@@ -427,7 +427,7 @@ def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor) -> torch.Tens
     return -(log_probs * returns).sum()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 33
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 34
 @dataclass
 class ReinforceConfig:
     """REINFORCE hyperparameters for CartPole-sized problems."""
@@ -489,7 +489,7 @@ def _reinforce(env_id: str, config: ReinforceConfig) -> tuple[nn.Module, RLHisto
     return policy, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 36
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 37
 class Agent(nn.Module):
     """Actor and critic as two separate MLPs (as in CleanRL and stable-baselines3's default ``MlpPolicy``)."""
 
@@ -517,7 +517,7 @@ class Agent(nn.Module):
         return self.actor(observations).argmax(dim=1)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 37
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 38
 def compute_gae(
     rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -546,7 +546,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 43
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 44
 def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """Minus PPO's clipped surrogate ``mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` (a loss to minimise)."""
     if ratio.shape != advantages.shape:
@@ -558,7 +558,7 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: floa
     return -torch.min(unclipped, clipped).mean()
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 46
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 47
 @dataclass
 class PPOConfig:
     """PPO hyperparameters. The defaults are tuned for CartPole-v1 (after RL Zoo's settings)."""
@@ -587,7 +587,7 @@ class PPOConfig:
     algorithm: str = "ppo"
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 48
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 49
 @dataclass
 class Rollout:
     """What one rollout stores, each field of shape ``(num_steps, num_envs)`` (observations with a last axis more)."""
@@ -634,7 +634,7 @@ def collect_rollout(
     return observation
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 51
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 52
 @torch.no_grad()
 def rollout_batch(
     agent: Agent, rollout: Rollout, next_observation: torch.Tensor, gamma: float, lam: float
@@ -652,7 +652,7 @@ def rollout_batch(
     }
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 54
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 55
 def ppo_update(
     agent: Agent, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], config: PPOConfig,
     clip_coef: float, generator: torch.Generator,
@@ -691,7 +691,7 @@ def ppo_update(
     return losses
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 57
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 58
 def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None, checkpoint_every: int) -> tuple[Agent, RLHistory]:
     seed_everything(config.seed)
     envs = make_vector_env(env_id, config.num_envs, config.seed)
@@ -738,7 +738,7 @@ def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None
     return agent, history
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 59
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 60
 def train_ppo(
     env_id: str, config: PPOConfig = PPOConfig(), *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
 ) -> tuple[Agent, RLHistory]:
@@ -763,7 +763,7 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 70
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 71
 def save_to_hub_layout(
     folder: str | Path, agent: Agent, config: PPOConfig, env_id: str, n_eval_episodes: int = 10, eval_seed: int = 10_000
 ) -> Path:
@@ -829,7 +829,7 @@ def load_from_hub_layout(folder: str | Path) -> tuple[Agent, PPOConfig, dict]:
     return agent, config, json.loads((folder / "results.json").read_text())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
 @dataclass
 class Episode:
     """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
@@ -867,7 +867,7 @@ def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> 
             for o, a, r in trajectories]
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 81
 def gradient_weights(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
 ) -> dict[str, torch.Tensor]:
@@ -887,7 +887,7 @@ def gradient_weights(
     return weights
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 83
 def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
     """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
     parameters (in the order of ``actor.parameters()``)."""
@@ -906,7 +906,7 @@ def total_variance(gradients: torch.Tensor) -> float:
     return float(gradients.double().var(dim=0).sum())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 84
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def episode_gradients(
     actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
 ) -> dict[str, torch.Tensor]:
@@ -937,7 +937,7 @@ def episode_gradients(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 86
 def fit_value(
     critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
     batch_size: int = 256, seed: int = 0,
@@ -959,7 +959,7 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
 def _area_table(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
     """For each target pixel, the source pixels it covers and their area weights, padded with weight 0.
 
@@ -1011,7 +1011,7 @@ def area_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
 class NoopReset(gym.Wrapper):
     """After each reset, take between 1 and ``noop_max`` no-op actions (drawn from the environment's generator), so
     that episodes start from different frames; the agent cannot learn one fixed opening."""
@@ -1122,7 +1122,7 @@ class FrameStack(gym.Wrapper):
         return np.stack(self.frames), reward, terminated, truncated, info
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 97
 def make_atari_env(
     env_id: str, *, noop_max: int = 30, skip: int = 4, size: int = 84, stack: int = 4, episodic_life: bool = True,
     clip_rewards: bool = True, **make_kwargs,
@@ -1143,7 +1143,7 @@ def make_atari_env(
     return FrameStack(env, stack)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 99
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 100
 class NatureQNetwork(nn.Module):
     """The Q-network of Mnih et al. (2015): three convolutions (32 filters 8x8 stride 4, 64 4x4 stride 2, 64 3x3
     stride 1), a 512-unit layer and one output per action, all with ReLU between. Frames come in as bytes
@@ -1168,7 +1168,7 @@ class NatureQNetwork(nn.Module):
         return self.head(rearrange(features, "b c h w -> b (c h w)"))
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 110
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 111
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -1192,7 +1192,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 112
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 113
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
@@ -1209,7 +1209,7 @@ def lunar_lander_config() -> PPOConfig:
                      eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 116
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 117
 ATARI_ID = "ALE/SpaceInvaders-v5"
 
 
