@@ -24,8 +24,9 @@ def expect_calls(source: str) -> list[ast.Call]:
             and isinstance(node.func, ast.Name) and node.func.id == "expect"]
 
 
-def chapter_expectations() -> list[tuple[str, str, object]]:
-    """(notebook, cell id, what) for every ``expect`` call of every chapter; ``what`` is its literal, or the node."""
+def chapter_expectations() -> list[tuple[str, str, object, object]]:
+    """(notebook, cell id, what, bound) for every ``expect`` call of every chapter; ``what`` is its literal, or the
+    node; ``bound`` its literal number, or None when it is computed."""
     found = []
     for path in chapter_notebooks():
         if path.name == DEFINES_EXPECT:
@@ -36,7 +37,9 @@ def chapter_expectations() -> list[tuple[str, str, object]]:
             for call in expect_calls(cell_source(cell)):
                 what = call.args[3] if len(call.args) > 3 else next(
                     (k.value for k in call.keywords if k.arg == "what"), None)
-                found.append((path.name, cell.get("id"), what.value if isinstance(what, ast.Constant) else what))
+                bound = call.args[2] if len(call.args) > 2 else None
+                literal = bound.value if isinstance(bound, ast.Constant) else None
+                found.append((path.name, cell.get("id"), what.value if isinstance(what, ast.Constant) else what, literal))
     return found
 
 
@@ -44,13 +47,16 @@ def test_every_chapter_expectation_has_a_measured_margin_that_holds():
     record = json.loads(margins.MARGINS_JSON.read_text()) if margins.MARGINS_JSON.is_file() else []
     measured = {(row["notebook"], row["cell"], row["what"]): row for row in record}
     problems = []
-    for notebook, cell_id, what in chapter_expectations():
+    for notebook, cell_id, what, bound in chapter_expectations():
         if not isinstance(what, str):
             problems.append(f"{notebook} cell {cell_id}: name the quantity with a string literal")
         elif (notebook, cell_id, what) not in measured:
             problems.append(f"{notebook} cell {cell_id} {what!r}: no measured margin (python -m tools.margins --write)")
         elif not measured[notebook, cell_id, what]["holds"]:
             problems.append(f"{notebook} cell {cell_id} {what!r}: breaks the margin rule")
+        elif bound is not None and float(bound) != measured[notebook, cell_id, what]["bound"]:
+            problems.append(f"{notebook} cell {cell_id} {what!r}: asserts {bound}, the record judged "
+                            f"{measured[notebook, cell_id, what]['bound']}")
     assert problems == []
 
 
@@ -102,3 +108,18 @@ def test_the_scan_finds_expect_calls_and_their_names():
     calls = expect_calls("%matplotlib inline\nexpect(loss, '<', 0.5, 'held-out loss')\nexpect(a, '>', b, what=name)")
     assert [c.args[3].value if len(c.args) > 3 else None for c in calls] == ["held-out loss", None]
     assert (REPO_ROOT / "tools" / "margins.py").is_file()
+
+
+def test_a_bound_may_be_loosened_after_the_runs_but_not_tightened(tmp_path):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    calls = [{"id": "c", "what": "gain", "value": v, "comparison": ">", "bound": 1.3, "passed": True} for v in (1.6, 1.8)]
+    (run / "ch.json").write_text(json.dumps({"notebook": "ch.ipynb", "seed_offset": 0, "isa": None,
+                                             "expectations": calls}))
+    assert not margins.measure([run])[0]["holds"]
+    loosened = margins.measure([run], {"gain": 1.0})[0]
+    assert loosened["bound"] == 1.0 and loosened["measured_with_bound"] == 1.3 and loosened["holds"]
+    with pytest.raises(ValueError, match="tighter"):
+        margins.measure([run], {"gain": 1.5})
+    with pytest.raises(ValueError, match="no run recorded"):
+        margins.measure([run], {"loss": 1.0})

@@ -15,6 +15,10 @@ that holds with margin, or decide the finding in a committed multi-seed run that
     python -m tools.margins _build/spread/seed0 _build/spread/seed1 _build/spread/seed2 _build/spread/seed3
     python -m tools.margins ... --write     # merge into results/portability/margins.json and margins.md
 
+A bound loosened after the runs (``--weaken "what=bound"``) is judged on the same measured values: every run passed
+the stricter bound, so with the looser one each run would have computed exactly the same (``expect`` has no other
+effect than raising); tightening a bound needs new runs. Such a row keeps the bound it was measured with.
+
 ``--write`` replaces the records of the notebooks the given runs cover and keeps the others, so chapters can be
 measured one at a time. ``tests/test_margins.py`` fails when a chapter calls ``expect`` for a quantity that has no
 record there, or whose record breaks the rule.
@@ -73,16 +77,31 @@ def collect(runs: list[Path]) -> dict[tuple[str, str, str], dict]:
     return grouped
 
 
-def measure(runs: list[Path]) -> list[dict]:
-    """One row per assertion: where, what, the bound, the rule's verdict over the runs."""
-    rows = []
+def weakened(comparison: str, measured: float, new: float) -> bool:
+    """Whether ``new`` is at least as loose a bound as ``measured`` for ``comparison``."""
+    return new >= measured if comparison in ("<", "<=") else new <= measured
+
+
+def measure(runs: list[Path], weaken: dict[str, float] | None = None) -> list[dict]:
+    """One row per assertion: where, what, the bound, the rule's verdict over the runs. ``weaken`` maps a ``what``
+    to a looser bound than the runs were made with (refused if it is tighter)."""
+    rows, weaken = [], dict(weaken or {})
     for (notebook, cell_id, what), entry in sorted(collect(runs).items()):
+        extra = {}
+        if what in weaken:
+            new = weaken.pop(what)
+            if not weakened(entry["comparison"], entry["bound"], new):
+                raise ValueError(f"{what!r}: {entry['comparison']} {new} is tighter than the measured bound "
+                                 f"{entry['bound']}; tightening a bound needs new runs")
+            extra, entry["bound"] = {"measured_with_bound": entry["bound"]}, new
         values = entry["values"]
         reference = min(entry["plain"], key=lambda v: inside(v, entry["comparison"], entry["bound"])) \
             if entry["plain"] else statistics.median(values)
         rows.append({"notebook": notebook, "cell": cell_id, "what": what, "comparison": entry["comparison"],
-                     "bound": entry["bound"], "run_folders": len(entry["runs"]),
+                     "bound": entry["bound"], "run_folders": len(entry["runs"]), **extra,
                      **verdict(values, entry["comparison"], entry["bound"], reference)})
+    if weaken:
+        raise ValueError(f"--weaken names assertions no run recorded: {sorted(weaken)}")
     return rows
 
 
@@ -95,7 +114,8 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         closest = row["max"] if row["comparison"] in ("<", "<=") else row["min"]
-        lines.append(f"| {row['notebook']} | {row['cell']} | {row['what']} | {row['comparison']} {row['bound']:.4g} | "
+        loosened = f" (runs made with {row['measured_with_bound']:.4g})" if "measured_with_bound" in row else ""
+        lines.append(f"| {row['notebook']} | {row['cell']} | {row['what']} | {row['comparison']} {row['bound']:.4g}{loosened} | "
                      f"{row['runs']} | {row['reference']:.4g} | {closest:.4g} | {row['sd']:.3g} | "
                      f"{row['closest_inside']:.3g} | {row['needed']:.3g} | {'yes' if row['holds'] else '**no**'} |")
     return "\n".join(lines) + "\n"
@@ -117,8 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="folders written by `python -m tools.nbspread run`")
     parser.add_argument("--write", action="store_true", help=f"merge into {MARGINS_JSON.relative_to(REPO_ROOT)}")
+    parser.add_argument("--weaken", action="append", default=[], metavar="WHAT=BOUND",
+                        help="judge WHAT against a looser bound than the runs were made with")
     args = parser.parse_args(argv)
-    rows = measure(args.runs)
+    weaken = {}
+    for item in args.weaken:
+        what, separator, bound = item.rpartition("=")
+        if not separator or not what:
+            parser.error(f"--weaken takes WHAT=BOUND, got {item!r}")
+        weaken[what] = float(bound)
+    rows = measure(args.runs, weaken)
     print(markdown(rows))
     if args.write:
         write(rows)
