@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ _notebook_failed: set[str] = set()
 
 
 _process_isa_env: dict[str, str] = {}
-_native_capability: list[str] = []
+_native_capability = cache(native_capability)  # asked once per session: it starts a Python process
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,9 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for name in ISA_VARIABLES:
         os.environ.pop(name, None)
     if item.path.suffix == ".ipynb":
-        if not _native_capability:
-            _native_capability.append(native_capability())
-        os.environ.update(notebook_validation_env(item.path, _native_capability[0]))
+        os.environ.update(notebook_validation_env(item.path, _native_capability()))
     else:
         os.environ.update(_process_isa_env)
 

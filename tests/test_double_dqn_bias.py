@@ -11,6 +11,7 @@ import pytest
 
 from annotated.rl.deep import DQNConfig
 from scripts import double_dqn_bias as script
+from tests.json_compare import same_json
 
 COMMITTED = Path(__file__).resolve().parent.parent / "results" / "double_dqn"
 
@@ -84,17 +85,6 @@ def test_script_runs_at_reduced_size_resumes_and_aggregates(tmp_path):
         script.main(["--steps", "1200", "--seeds", "0", "--out", str(tmp_path), "--no-progress"])
 
 
-def same(a, b) -> bool:
-    """Equal structure and values, floats to 1e-12 relative (in case another CPU's numpy rounds a sum differently)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and not isinstance(b, bool) and isinstance(b, (int, float)):
-        return b == pytest.approx(a, rel=1e-12, abs=1e-12)
-    return type(a) is type(b) and a == b
-
-
 def committed() -> dict:
     return json.loads((COMMITTED / "bias.json").read_text())
 
@@ -105,7 +95,7 @@ def test_committed_bias_json_is_the_aggregate_of_the_committed_run_files():
     again = json.loads(json.dumps(script.aggregate(runs, script.command_for(script.STEPS, script.SEEDS,
                                                                             script.DEFAULT_OUT))))
     stored.pop("machine"), again.pop("machine")
-    assert same(again, stored)
+    assert same_json(again, stored)
     assert (COMMITTED / "bias.png").is_file()
 
 

@@ -233,17 +233,6 @@ def test_variants_script_runs_at_ci_size(tmp_path):
     assert again["variants"] == results["variants"] and again["comparisons"] == results["comparisons"]
 
 
-def _without_floats_rounding(value):
-    """``value`` with every float rounded to 10 significant digits, for comparisons across Python versions."""
-    if isinstance(value, float):
-        return float(f"{value:.10g}")
-    if isinstance(value, dict):
-        return {k: _without_floats_rounding(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without_floats_rounding(v) for v in value]
-    return value
-
-
 def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
     """results/warm_starting/variants.json must follow from the 15 committed run files (re-aggregated here, nothing
     trained), and its finding is the chapter's: held-out loss separates the five comparisons the chapter names, each
@@ -252,6 +241,8 @@ def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
     import shutil
     from pathlib import Path
 
+    from tests.json_compare import same_json
+
     script = _variants_script()
     committed = Path(__file__).resolve().parent.parent / "results" / "warm_starting"
     shutil.copytree(committed / "runs", tmp_path / "runs")
@@ -259,8 +250,8 @@ def test_committed_variants_json_is_what_the_committed_runs_give(tmp_path):
     stored = json.loads((committed / "variants.json").read_text())
     timing = {"seconds", "seconds_this_invocation"}
     # equal up to float rounding: Python 3.12's sum() of floats is compensated (Neumaier), 3.11's is not
-    assert _without_floats_rounding({k: v for k, v in again.items() if k not in timing}) == \
-        _without_floats_rounding({k: v for k, v in stored.items() if k not in timing})
+    assert same_json({k: v for k, v in again.items() if k not in timing},
+                     {k: v for k, v in stored.items() if k not in timing}, rel=1e-10)
     assert not (tmp_path / "work").exists()  # every run was read, none trained
 
     def separated(change: dict) -> bool:
