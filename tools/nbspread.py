@@ -129,6 +129,7 @@ SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "worst MMD/noise: max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
         "untrained fails: len(failed)"))],
     "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
+    "05_wav2vec2.ipynb": [(("47299793",), ("masked_share",))],
     "03_encoder_decoder.ipynb": [
         (("af4feb4c",), ("cool_agreement", "hot_agreement")),
         (("d3c009c0",), (
