@@ -235,3 +235,20 @@ def run_nbval_on(tmp_path: Path, path: Path, *plugins: str) -> subprocess.Comple
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
+
+
+def test_nbspread_margins_reads_tolerances_from_the_cell_metadata(tmp_path):
+    from tools.nbspread import margins
+
+    stored = tmp_path / "chapter.ipynb"
+    chapter = notebook("loss 3.20 after 500 steps, WER 0.400", "")
+    chapter["cells"][0]["metadata"]["tolerances"] = [
+        {"channel": "stdout", "number": 0, "tolerance": 0.08, "relative": False},
+        {"channel": "stdout", "number": 2, "tolerance": 10.0, "relative": True}]
+    stored.write_text(json.dumps(chapter), encoding="utf-8")
+    for run, text in {"near": "loss 3.24 after 500 steps, WER 0.400", "far": "loss 3.10 after 500 steps, WER 0.380"}.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "chapter.ipynb").write_text(json.dumps(notebook(text, "")), encoding="utf-8")
+    loss, wer = margins(stored, [tmp_path / "near", tmp_path / "far"])
+    assert "3.20 ± 0.08" in loss and "seen 3.24, 3.1" in loss and "125% of tolerance  OUTSIDE" in loss
+    assert "0.400 ± 10%" in wer and " 50% of tolerance" in wer and "OUTSIDE" not in wer

@@ -60,10 +60,11 @@ from tools.isa import CAPABILITY_ENV, ISA_VARIABLES
 from tools.kernel_env import apply_kernel_env
 from tools.nbexec import dumps, normalize_notebook, raises_on_purpose
 from tools.nbexport import cell_source, chapter_notebooks
-from tools.tolerance import TOLERANCED, toleranced_results
+from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
+from tools.tolerance import NUMBER_PATTERN as NUMBER
+from tools.tolerance import TOLERANCED, allowed_difference, channel_texts, toleranced_results
 
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"  # annotated.utils.EXPECT_LOG_ENV_VAR (the tools do not import torch)
-NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 SEED_OFFSET_CELL = """\
 import annotated.utils as _annotated_utils
@@ -361,6 +362,9 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
     others = [run_cells(run / stored.name, base) for run in runs]
     lines = []
     for index, cell in enumerate(base):
+        if cell.get("metadata", {}).get(TOLERANCE_KEY):
+            lines += metadata_margins(index, cell, [other[index] for other in others])
+            continue
         stored_text = cell_text(cell) if cell["cell_type"] == "code" else ""
         results = toleranced_results(stored_text)
         if not results:
@@ -376,6 +380,31 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
             values = ", ".join(f"{value:g}" for value in seen)
             lines.append(f"cell {index:3d}  {result.text:<22} seen {values:<40} |diff| {worst:<9.3g} "
                          f"{used:6.0%} of tolerance{flag}")
+    return lines
+
+
+def metadata_margins(index: int, cell: dict, runs: list[dict]) -> list[str]:
+    """``margins`` for a cell whose tolerances are in its metadata (``with_tolerance``): each recorded number of the
+    stored outputs against the number at the same place in each run's outputs."""
+    stored = channel_texts(cell.get("outputs", []))
+    seen_texts = [channel_texts(run.get("outputs", [])) for run in runs]
+    lines = []
+    for entry in cell["metadata"][TOLERANCE_KEY]:
+        old = NUMBER.findall(stored.get(entry["channel"], ""))[entry["number"]]
+        allowed = allowed_difference(float(old), entry["tolerance"], entry["relative"])
+        label = f"{old} ± {entry['tolerance']:g}{'%' if entry['relative'] else ''}"
+        seen = []
+        for texts in seen_texts:
+            numbers = NUMBER.findall(texts.get(entry["channel"], ""))
+            if entry["number"] < len(numbers):
+                seen.append(float(numbers[entry["number"]]))
+        if len(seen) < len(runs):
+            lines.append(f"cell {index} {label}: a run printed fewer numbers there")
+        worst = max((abs(value - float(old)) for value in seen), default=0.0)
+        used = worst / allowed if allowed else float("inf")
+        flag = "  OUTSIDE" if used > 1 + 1e-9 else ""
+        values = ", ".join(f"{value:g}" for value in seen)
+        lines.append(f"cell {index:3d}  {label:<22} seen {values:<40} |diff| {worst:<9.3g} {used:6.0%} of tolerance{flag}")
     return lines
 
 
