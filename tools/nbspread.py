@@ -383,29 +383,66 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
     return lines
 
 
-def metadata_margins(index: int, cell: dict, runs: list[dict]) -> list[str]:
-    """``margins`` for a cell whose tolerances are in its metadata (``with_tolerance``): each recorded number of the
-    stored outputs against the number at the same place in each run's outputs."""
+def without_printed_tolerances(text: str) -> str:
+    """``text`` with every printed `` ± tolerance`` dropped, so that runs made before a chapter moved to
+    ``with_tolerance`` number their results as the moved chapter does."""
+    return TOLERANCED.sub(lambda match: match["value"], text)
+
+
+def metadata_rows(index: int, cell: dict, runs: list[dict]) -> list[dict]:
+    """Per number a cell's metadata tolerates (``with_tolerance``): the stored value, its tolerance and the values
+    printed at the same place by each run."""
     stored = channel_texts(cell.get("outputs", []))
-    seen_texts = [channel_texts(run.get("outputs", [])) for run in runs]
-    lines = []
+    seen_texts = [{channel: without_printed_tolerances(text) for channel, text in channel_texts(run.get("outputs", [])).items()}
+                  for run in runs]
+    rows = []
     for entry in cell["metadata"][TOLERANCE_KEY]:
-        old = NUMBER.findall(stored.get(entry["channel"], ""))[entry["number"]]
-        allowed = allowed_difference(float(old), entry["tolerance"], entry["relative"])
-        label = f"{old} ± {entry['tolerance']:g}{'%' if entry['relative'] else ''}"
+        text = stored.get(entry["channel"], "")
+        match = list(NUMBER.finditer(text))[entry["number"]]
         seen = []
         for texts in seen_texts:
             numbers = NUMBER.findall(texts.get(entry["channel"], ""))
             if entry["number"] < len(numbers):
                 seen.append(float(numbers[entry["number"]]))
-        if len(seen) < len(runs):
+        allowed = allowed_difference(float(match.group()), entry["tolerance"], entry["relative"])
+        rows.append({"cell_index": index, "cell": cell.get("id"), "channel": entry["channel"], "number": entry["number"],
+                     "context": " ".join(text[:match.start()].split())[-60:], "stored": match.group(),
+                     "tolerance": entry["tolerance"], "relative": entry["relative"], "allowed": allowed,
+                     "runs": len(runs), "seen": seen,
+                     "largest_difference": max((abs(v - float(match.group())) for v in seen), default=None)})
+    return rows
+
+
+def metadata_margins(index: int, cell: dict, runs: list[dict]) -> list[str]:
+    """``margins`` lines for a cell whose tolerances are in its metadata."""
+    lines = []
+    for row in metadata_rows(index, cell, runs):
+        label = f"{row['stored']} ± {row['tolerance']:g}{'%' if row['relative'] else ''}"
+        if len(row["seen"]) < row["runs"]:
             lines.append(f"cell {index} {label}: a run printed fewer numbers there")
-        worst = max((abs(value - float(old)) for value in seen), default=0.0)
-        used = worst / allowed if allowed else float("inf")
+        worst = row["largest_difference"] or 0.0
+        used = worst / row["allowed"] if row["allowed"] else float("inf")
         flag = "  OUTSIDE" if used > 1 + 1e-9 else ""
-        values = ", ".join(f"{value:g}" for value in seen)
+        values = ", ".join(f"{value:g}" for value in row["seen"])
         lines.append(f"cell {index:3d}  {label:<22} seen {values:<40} |diff| {worst:<9.3g} {used:6.0%} of tolerance{flag}")
     return lines
+
+
+TOLERANCES_JSON = Path(__file__).resolve().parent.parent / "results" / "portability" / "tolerances.json"
+
+
+def write_tolerance_record(stored: Path, runs: list[Path], record: Path = TOLERANCES_JSON) -> list[dict]:
+    """Replace ``stored``'s rows of the committed record of tolerances (what each was set from) with these runs'."""
+    base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
+    others = [run_cells(run / stored.name, base) for run in runs]
+    rows = [{"notebook": stored.name, **row, "run_folders": [run.as_posix() for run in runs]}
+            for index, cell in enumerate(base) if cell.get("metadata", {}).get(TOLERANCE_KEY)
+            for row in metadata_rows(index, cell, [other[index] for other in others])]
+    kept = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    merged = [row for row in kept if row["notebook"] != stored.name] + rows
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    return rows
 
 
 def summary(runs: list[Path]) -> list[str]:
@@ -463,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     used = commands.add_parser("margins", help="share of each stated tolerance the runs used")
     used.add_argument("stored", type=Path)
     used.add_argument("runs", nargs="+", type=Path)
+    used.add_argument("--write", action="store_true",
+                      help=f"also record what each tolerance was set from in {TOLERANCES_JSON.name}")
     tally = commands.add_parser("summary", help="which cells raised in each run, and the sampling sweeps")
     tally.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -486,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if any_raised else 0
     lines = report(args.stored, args.runs) if args.command == "report" else margins(args.stored, args.runs)
     print("\n".join(lines))
+    if args.command == "margins" and args.write:
+        rows = write_tolerance_record(args.stored, args.runs)
+        print(f"{len(rows)} toleranced result(s) of {args.stored.name} recorded in {TOLERANCES_JSON}")
     return 0
 
 

@@ -108,6 +108,7 @@ INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
 BARE_URL = re.compile(r"https?://\S+")
 VERSION = re.compile(r"\b\d+(?:\.\d+){2,}\b")
+GENERATED_TABLE = re.compile(r"<!-- tolerance table: generated.*?<!-- end of tolerance table -->", re.S)
 ARXIV_ID = re.compile(r"\barXiv:\s?\d{4}\.\d{4,5}(?:v\d+)?", re.I)
 # Citation markers, see (c) in the module docstring.
 AUTHOR = r"[A-Z][A-Za-z'\-]+"
@@ -145,8 +146,9 @@ def to_decimal(text: str) -> Decimal | None:
 
 
 def strip_out_of_scope(markdown: str) -> str:
-    """Markdown without math, code, URLs and version numbers: numbers there are not prose claims."""
-    for pattern in (FENCED_CODE, DISPLAY_MATH, INLINE_MATH, INLINE_CODE, LINK_TARGET, BARE_URL, VERSION, ARXIV_ID):
+    """Markdown without math, code, URLs, version numbers and the generated tolerance table (its numbers come from
+    the stored outputs and a committed record, ``tools.nbtolerances``): numbers there are not prose claims."""
+    for pattern in (GENERATED_TABLE, FENCED_CODE, DISPLAY_MATH, INLINE_MATH, INLINE_CODE, LINK_TARGET, BARE_URL, VERSION, ARXIV_ID):
         markdown = pattern.sub(" ", markdown)
     return markdown
 
