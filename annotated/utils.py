@@ -462,7 +462,8 @@ def offline_requested() -> str | None:
 
 
 def host_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (never blocks longer)."""
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (per address tried, after the name
+    lookup, which the timeout does not bound)."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -523,7 +524,7 @@ def load_text_snapshot(name: str):
 
     path = str(text_snapshot_path(name))
     quiet_already = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()  # a local file of a few MB: a progress bar would only clutter the output
+    datasets.disable_progress_bars()  # a local file under a megabyte: a progress bar would only clutter the output
     try:
         return datasets.load_dataset("parquet", data_files=path, split="train")
     finally:
