@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -55,8 +56,9 @@ def verdict(values: list[float], comparison: str, bound: float, reference: float
             "closest_inside": closest, "needed": needed, "holds": closest > 0 and closest >= needed}
 
 
-def collect(runs: list[Path]) -> dict[tuple[str, str, str], dict]:
-    """Every ``expect`` record of the ``nbspread`` runs, grouped by (notebook, cell id, what)."""
+def collect(runs: list[Path]) -> dict[tuple[str, str, str, str], dict]:
+    """Every ``expect`` record of the ``nbspread`` runs, grouped by (notebook, cell id, what, comparison): a quantity
+    bounded on both sides is two assertions."""
     grouped: dict[tuple[str, str, str], dict] = defaultdict(lambda: {"values": [], "plain": [], "runs": set()})
     for run in runs:
         records = sorted(run.glob("*.json"))
@@ -66,9 +68,8 @@ def collect(runs: list[Path]) -> dict[tuple[str, str, str], dict]:
             record = json.loads(path.read_text(encoding="utf-8"))
             plain = record.get("seed_offset", 0) == 0 and record.get("isa") is None
             for call in record.get("expectations", []):
-                entry = grouped[record["notebook"], call["id"], call["what"]]
-                if entry.setdefault("comparison", call["comparison"]) != call["comparison"] or \
-                        entry.setdefault("bound", call["bound"]) != call["bound"]:
+                entry = grouped[record["notebook"], call["id"], call["what"], call["comparison"]]
+                if entry.setdefault("bound", call["bound"]) != call["bound"]:
                     raise ValueError(f"{record['notebook']} {call['what']!r}: the bound differs between runs")
                 entry["values"].append(call["value"])
                 entry["runs"].add(str(run))
@@ -82,15 +83,41 @@ def weakened(comparison: str, measured: float, new: float) -> bool:
     return new >= measured if comparison in ("<", "<=") else new <= measured
 
 
-def measure(runs: list[Path], weaken: dict[str, float] | None = None) -> list[dict]:
+def on_log_scale(collected: dict, whats: list[str]) -> dict:
+    """``collected`` with each assertion named in ``whats`` replaced by its log10 twin, ``"log10 of <what>"``: the
+    log of every recorded value against the log of the bound. A positive quantity that spreads over a factor of several
+    between seeds (a variance ratio) is judged on the scale on which its spread is even; the runs computed exactly
+    these values, so no new run is needed, and the chapter asserts ``expect(math.log10(x), ...)`` under the new name."""
+    missing = sorted(set(whats) - {key[2] for key in collected})
+    if missing:
+        raise ValueError(f"--log10 names assertions no run recorded: {missing}")
+    result = {}
+    for (notebook, cell_id, what, comparison), entry in collected.items():
+        if what not in whats:
+            result[notebook, cell_id, what, comparison] = entry
+            continue
+        if min(entry["values"]) <= 0 or entry["bound"] <= 0:
+            raise ValueError(f"{what!r}: --log10 needs positive values and bound")
+        result[notebook, cell_id, f"log10 of {what}", comparison] = {
+            **entry, "bound": math.log10(entry["bound"]), "values": [math.log10(v) for v in entry["values"]],
+            "plain": [math.log10(v) for v in entry["plain"]]}
+    return result
+
+
+def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: list[str] | None = None) -> list[dict]:
     """One row per assertion: where, what, the bound, the rule's verdict over the runs. ``weaken`` maps a ``what``
-    to a looser bound than the runs were made with (refused if it is tighter)."""
-    rows, weaken = [], dict(weaken or {})
-    for (notebook, cell_id, what), entry in sorted(collect(runs).items()):
-        extra = {}
+    to a looser bound than the runs were made with (refused if it is tighter); ``log10`` names assertions to judge on
+    a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names."""
+    rows, weaken, collected = [], dict(weaken or {}), on_log_scale(collect(runs), list(log10 or []))
+    two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
+                        sum(key[2] == what for key in collected) > 1})
+    if two_sided:
+        raise ValueError(f"--weaken names quantities bounded on both sides, which it cannot tell apart: {two_sided}")
+    for (notebook, cell_id, what, comparison), entry in sorted(collected.items()):
+        extra, entry["comparison"] = {}, comparison
         if what in weaken:
             new = weaken.pop(what)
-            if not weakened(entry["comparison"], entry["bound"], new):
+            if not weakened(comparison, entry["bound"], new):
                 raise ValueError(f"{what!r}: {entry['comparison']} {new} is tighter than the measured bound "
                                  f"{entry['bound']}; tightening a bound needs new runs")
             extra, entry["bound"] = {"measured_with_bound": entry["bound"]}, new
@@ -126,7 +153,7 @@ def write(rows: list[dict], json_path: Path = MARGINS_JSON, md_path: Path = MARG
     kept = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else []
     covered = {row["notebook"] for row in rows}
     merged = sorted([row for row in kept if row["notebook"] not in covered] + rows,
-                    key=lambda row: (row["notebook"], row["cell"], row["what"]))
+                    key=lambda row: (row["notebook"], row["cell"], row["what"], row["comparison"]))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
     md_path.write_text(markdown(merged), encoding="utf-8")
@@ -139,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"merge into {MARGINS_JSON.relative_to(REPO_ROOT)}")
     parser.add_argument("--weaken", action="append", default=[], metavar="WHAT=BOUND",
                         help="judge WHAT against a looser bound than the runs were made with")
+    parser.add_argument("--log10", action="append", default=[], metavar="WHAT",
+                        help="judge the log10 of WHAT's values, as 'log10 of WHAT'")
     args = parser.parse_args(argv)
     weaken = {}
     for item in args.weaken:
@@ -146,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if not separator or not what:
             parser.error(f"--weaken takes WHAT=BOUND, got {item!r}")
         weaken[what] = float(bound)
-    rows = measure(args.runs, weaken)
+    rows = measure(args.runs, weaken, args.log10)
     print(markdown(rows))
     if args.write:
         write(rows)
