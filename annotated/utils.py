@@ -623,7 +623,7 @@ def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
     return f"{value:.{digits}f} ± {size:g}%" if relative else f"{value:.{digits}f} ± {size:.{digits}f}"
 
 
-# %% notebooks/00_utils.ipynb cell 46
+# %% notebooks/00_utils.ipynb cell 47
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
