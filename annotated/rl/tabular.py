@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 # %% notebooks/06_q_learning.ipynb cell 6
 def discounted_returns(rewards: Sequence[float], gamma: float) -> np.ndarray:
-    """The return ``G_t = r_t + gamma * G_{t+1}`` for every step of one episode, computed backwards.
+    """The return ``G_t = R_{t+1} + gamma * G_{t+1}`` for every step of one episode, computed backwards.
 
     ``rewards[t]`` is the reward received after the action at step ``t``; the episode is taken to end after the last
     reward (no bootstrap).
