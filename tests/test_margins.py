@@ -24,9 +24,9 @@ def expect_calls(source: str) -> list[ast.Call]:
             and isinstance(node.func, ast.Name) and node.func.id == "expect"]
 
 
-def chapter_expectations() -> list[tuple[str, str, object, object]]:
-    """(notebook, cell id, what, bound) for every ``expect`` call of every chapter; ``what`` is its literal, or the
-    node; ``bound`` its literal number, or None when it is computed."""
+def chapter_expectations() -> list[tuple[str, str, object, object, object]]:
+    """(notebook, cell id, what, comparison, bound) for every ``expect`` call of every chapter; ``what`` and
+    ``comparison`` are their literals, or the nodes; ``bound`` its literal number, or None when it is computed."""
     found = []
     for path in chapter_notebooks():
         if path.name == DEFINES_EXPECT:
@@ -39,24 +39,28 @@ def chapter_expectations() -> list[tuple[str, str, object, object]]:
                     (k.value for k in call.keywords if k.arg == "what"), None)
                 bound = call.args[2] if len(call.args) > 2 else None
                 literal = bound.value if isinstance(bound, ast.Constant) else None
-                found.append((path.name, cell.get("id"), what.value if isinstance(what, ast.Constant) else what, literal))
+                comparison = call.args[1] if len(call.args) > 1 else None
+                found.append((path.name, cell.get("id"), what.value if isinstance(what, ast.Constant) else what,
+                              comparison.value if isinstance(comparison, ast.Constant) else comparison, literal))
     return found
 
 
 def test_every_chapter_expectation_has_a_measured_margin_that_holds():
     record = json.loads(margins.MARGINS_JSON.read_text()) if margins.MARGINS_JSON.is_file() else []
-    measured = {(row["notebook"], row["cell"], row["what"]): row for row in record}
+    measured = {(row["notebook"], row["cell"], row["what"], row["comparison"]): row for row in record}
     problems = []
-    for notebook, cell_id, what, bound in chapter_expectations():
-        if not isinstance(what, str):
-            problems.append(f"{notebook} cell {cell_id}: name the quantity with a string literal")
-        elif (notebook, cell_id, what) not in measured:
-            problems.append(f"{notebook} cell {cell_id} {what!r}: no measured margin (python -m tools.margins --write)")
-        elif not measured[notebook, cell_id, what]["holds"]:
-            problems.append(f"{notebook} cell {cell_id} {what!r}: breaks the margin rule")
-        elif bound is not None and float(bound) != measured[notebook, cell_id, what]["bound"]:
-            problems.append(f"{notebook} cell {cell_id} {what!r}: asserts {bound}, the record judged "
-                            f"{measured[notebook, cell_id, what]['bound']}")
+    for notebook, cell_id, what, comparison, bound in chapter_expectations():
+        key = (notebook, cell_id, what, comparison)
+        if not isinstance(what, str) or not isinstance(comparison, str):
+            problems.append(f"{notebook} cell {cell_id}: name the quantity and the comparison with string literals")
+        elif key not in measured:
+            problems.append(f"{notebook} cell {cell_id} {what!r} {comparison}: no measured margin "
+                            "(python -m tools.margins --write)")
+        elif not measured[key]["holds"]:
+            problems.append(f"{notebook} cell {cell_id} {what!r} {comparison}: breaks the margin rule")
+        elif bound is not None and float(bound) != measured[key]["bound"]:
+            problems.append(f"{notebook} cell {cell_id} {what!r}: asserts {comparison} {bound}, the record judged "
+                            f"{measured[key]['bound']}")
     assert problems == []
 
 
@@ -123,3 +127,16 @@ def test_a_bound_may_be_loosened_after_the_runs_but_not_tightened(tmp_path):
         margins.measure([run], {"gain": 1.5})
     with pytest.raises(ValueError, match="no run recorded"):
         margins.measure([run], {"loss": 1.0})
+
+
+def test_a_quantity_bounded_on_both_sides_is_two_assertions(tmp_path):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    calls = [{"id": "c", "what": "masked share", "value": v, "comparison": c, "bound": b, "passed": True}
+             for v in (0.44, 0.46) for c, b in ((">", 0.3), ("<", 0.5))]
+    (run / "ch.json").write_text(json.dumps({"notebook": "ch.ipynb", "seed_offset": 0, "isa": None,
+                                             "expectations": calls}))
+    rows = margins.measure([run])
+    assert [(r["comparison"], r["bound"], r["holds"]) for r in rows] == [("<", 0.5, False), (">", 0.3, True)]
+    with pytest.raises(ValueError, match="both sides"):
+        margins.measure([run], {"masked share": 0.6})

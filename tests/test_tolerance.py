@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
-from tools.tolerance import compare_within_tolerance, toleranced_results
+from tools.tolerance import compare_channel, compare_within_tolerance, locate, toleranced_results
 
 
 def test_a_toleranced_number_may_move_within_its_tolerance():
@@ -65,14 +65,7 @@ def notebook(stored_text: str, printed_text: str) -> dict:
 def run_nbval(tmp_path: Path, stored_text: str, printed_text: str, *plugins: str) -> subprocess.CompletedProcess:
     path = tmp_path / "copy.ipynb"
     path.write_text(json.dumps(notebook(stored_text, printed_text)), encoding="utf-8")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-    arguments = [arg for plugin in plugins for arg in ("-p", plugin)]
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, "--nbval",
-         "--nbval-current-env", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(path)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
+    return run_nbval_on(tmp_path, path, *plugins)
 
 
 
@@ -153,7 +146,8 @@ def test_a_cell_whose_output_is_ignored_asserts_something(path):
             "tags", [])
         shows_something = bool(cell.get("outputs"))
         if ignored and shows_something:
-            assert "assert " in source or "raise " in source, f"{path.name} cell {index} ignores its output unchecked"
+            assert any(check in source for check in ("assert ", "raise ", "expect(")), \
+                f"{path.name} cell {index} ignores its output unchecked"
 
 
 def calls_followed_by_a_percent_sign(source: str, function: str = "toleranced") -> list[str]:
@@ -182,3 +176,79 @@ def test_no_absolute_tolerance_is_printed_before_a_percent_sign(path):
     for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
         if cell["cell_type"] == "code":
             assert calls_followed_by_a_percent_sign(cell_source(cell)) == [], f"{path.name} cell {index}"
+
+
+# --- tolerances recorded in the cell's metadata (annotated.utils.with_tolerance, tools.nbexec) -------------------
+
+def test_locate_finds_each_logged_result_in_order_in_every_representation():
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "WER 0.367 after 10 steps\n"},
+               {"output_type": "display_data", "data": {"text/plain": "loss 3.12", "text/html": "<td>3.12</td>"}},
+               {"output_type": "stream", "name": "stdout", "text": "again 0.367, then 0.5\n"}]
+    logged = [{"text": "0.367", "tolerance": 0.2, "relative": False}, {"text": "3.12", "tolerance": 5, "relative": True},
+              {"text": "0.5", "tolerance": 0.1, "relative": False}, {"text": "9.99", "tolerance": 1, "relative": False}]
+    assert [(e["channel"], e["number"]) for e in locate(outputs, logged)] == [
+        ("stdout", 0), ("0 text/plain", 0), ("0 text/html", 0), ("stdout", 3)]  # 9.99 was never printed
+
+
+def test_compare_channel_allows_only_the_listed_numbers_their_tolerance():
+    tolerated = {0: (0.08, False), 2: (10.0, True)}
+    assert compare_channel("loss 3.12 at 500, WER 0.400", "loss 3.19 at 500, WER 0.440", tolerated) == []
+    assert "outside 3.12 ± 0.08" in compare_channel("loss 3.12 at 500, WER 0.400", "loss 3.21 at 500, WER 0.400",
+                                                    tolerated)[0]
+    assert compare_channel("loss 3.12 at 500, WER 0.400", "loss 3.12 at 400, WER 0.400", tolerated) != []
+    assert compare_channel("loss 3.12 at 500, WER 0.400", "loss 3.12 at 500, WER 0.441", tolerated) != []
+    assert compare_channel("Loss 3.12 at 500, WER 0.400", "loss 3.12 at 500, WER 0.400", tolerated) != []
+
+
+def test_nbexec_records_where_with_tolerance_printed_and_nbval_uses_it(tmp_path):
+    from tools.nbexec import execute
+
+    chapter = notebook("", "")
+    chapter["cells"][0].update(source="from annotated.utils import with_tolerance\n"
+                                      "print('loss', with_tolerance(3.1234, 0.08), 'after', 500, 'steps')",
+                               outputs=[], execution_count=None)
+    path = tmp_path / "chapter.ipynb"
+    path.write_text(json.dumps(chapter), encoding="utf-8")
+    execute(path)
+    cell = json.loads(path.read_text(encoding="utf-8"))["cells"][0]
+    assert cell["outputs"][0]["text"] == "loss 3.12 after 500 steps\n" and cell["execution_count"] == 1
+    assert cell["metadata"]["tolerances"] == [{"channel": "stdout", "number": 0, "tolerance": 0.08, "relative": False}]
+    for printed, passes in [("loss 3.17 after 500 steps", True), ("loss 3.21 after 500 steps", False),
+                            ("loss 3.12 after 400 steps", False)]:
+        cell["source"] = f"print({printed!r})"
+        copy = tmp_path / "copy.ipynb"
+        copy.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "cells": [cell]}), encoding="utf-8")
+        ran = run_nbval_on(tmp_path, copy, "tools.nbval_tolerance")
+        assert (ran.returncode == 0) is passes, (printed, ran.stdout[-2000:])
+        if not passes and "3.21" in printed:
+            assert "outside 3.12 ± 0.08" in ran.stdout
+    without_plugin = run_nbval_on(tmp_path, copy.parent / "copy.ipynb")
+    assert without_plugin.returncode != 0
+
+
+def run_nbval_on(tmp_path: Path, path: Path, *plugins: str) -> subprocess.CompletedProcess:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    arguments = [arg for plugin in plugins for arg in ("-p", plugin)]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, "--nbval",
+         "--nbval-current-env", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+def test_nbspread_margins_reads_tolerances_from_the_cell_metadata(tmp_path):
+    from tools.nbspread import margins
+
+    stored = tmp_path / "chapter.ipynb"
+    chapter = notebook("loss 3.20 after 500 steps, WER 0.400", "")
+    chapter["cells"][0]["metadata"]["tolerances"] = [
+        {"channel": "stdout", "number": 0, "tolerance": 0.08, "relative": False},
+        {"channel": "stdout", "number": 2, "tolerance": 10.0, "relative": True}]
+    stored.write_text(json.dumps(chapter), encoding="utf-8")
+    for run, text in {"near": "loss 3.24 after 500 steps, WER 0.400", "far": "loss 3.10 after 500 steps, WER 0.380"}.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "chapter.ipynb").write_text(json.dumps(notebook(text, "")), encoding="utf-8")
+    loss, wer = margins(stored, [tmp_path / "near", tmp_path / "far"])
+    assert "3.20 ± 0.08" in loss and "seen 3.24, 3.1" in loss and "125% of tolerance  OUTSIDE" in loss
+    assert "0.400 ± 10%" in wer and " 50% of tolerance" in wer and "OUTSIDE" not in wer

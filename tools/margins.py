@@ -55,8 +55,9 @@ def verdict(values: list[float], comparison: str, bound: float, reference: float
             "closest_inside": closest, "needed": needed, "holds": closest > 0 and closest >= needed}
 
 
-def collect(runs: list[Path]) -> dict[tuple[str, str, str], dict]:
-    """Every ``expect`` record of the ``nbspread`` runs, grouped by (notebook, cell id, what)."""
+def collect(runs: list[Path]) -> dict[tuple[str, str, str, str], dict]:
+    """Every ``expect`` record of the ``nbspread`` runs, grouped by (notebook, cell id, what, comparison): a quantity
+    bounded on both sides is two assertions."""
     grouped: dict[tuple[str, str, str], dict] = defaultdict(lambda: {"values": [], "plain": [], "runs": set()})
     for run in runs:
         records = sorted(run.glob("*.json"))
@@ -66,9 +67,8 @@ def collect(runs: list[Path]) -> dict[tuple[str, str, str], dict]:
             record = json.loads(path.read_text(encoding="utf-8"))
             plain = record.get("seed_offset", 0) == 0 and record.get("isa") is None
             for call in record.get("expectations", []):
-                entry = grouped[record["notebook"], call["id"], call["what"]]
-                if entry.setdefault("comparison", call["comparison"]) != call["comparison"] or \
-                        entry.setdefault("bound", call["bound"]) != call["bound"]:
+                entry = grouped[record["notebook"], call["id"], call["what"], call["comparison"]]
+                if entry.setdefault("bound", call["bound"]) != call["bound"]:
                     raise ValueError(f"{record['notebook']} {call['what']!r}: the bound differs between runs")
                 entry["values"].append(call["value"])
                 entry["runs"].add(str(run))
@@ -85,12 +85,16 @@ def weakened(comparison: str, measured: float, new: float) -> bool:
 def measure(runs: list[Path], weaken: dict[str, float] | None = None) -> list[dict]:
     """One row per assertion: where, what, the bound, the rule's verdict over the runs. ``weaken`` maps a ``what``
     to a looser bound than the runs were made with (refused if it is tighter)."""
-    rows, weaken = [], dict(weaken or {})
-    for (notebook, cell_id, what), entry in sorted(collect(runs).items()):
-        extra = {}
+    rows, weaken, collected = [], dict(weaken or {}), collect(runs)
+    two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
+                        sum(key[2] == what for key in collected) > 1})
+    if two_sided:
+        raise ValueError(f"--weaken names quantities bounded on both sides, which it cannot tell apart: {two_sided}")
+    for (notebook, cell_id, what, comparison), entry in sorted(collected.items()):
+        extra, entry["comparison"] = {}, comparison
         if what in weaken:
             new = weaken.pop(what)
-            if not weakened(entry["comparison"], entry["bound"], new):
+            if not weakened(comparison, entry["bound"], new):
                 raise ValueError(f"{what!r}: {entry['comparison']} {new} is tighter than the measured bound "
                                  f"{entry['bound']}; tightening a bound needs new runs")
             extra, entry["bound"] = {"measured_with_bound": entry["bound"]}, new
@@ -126,7 +130,7 @@ def write(rows: list[dict], json_path: Path = MARGINS_JSON, md_path: Path = MARG
     kept = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else []
     covered = {row["notebook"] for row in rows}
     merged = sorted([row for row in kept if row["notebook"] not in covered] + rows,
-                    key=lambda row: (row["notebook"], row["cell"], row["what"]))
+                    key=lambda row: (row["notebook"], row["cell"], row["what"], row["comparison"]))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
     md_path.write_text(markdown(merged), encoding="utf-8")

@@ -11,7 +11,9 @@ Outputs and execution counts are kept. What changes from run to run without chan
 widget state, timing metadata, Colab provenance, the Python patch version, widget views whose state is gone.
 What computed the outputs is recorded in the notebook's metadata (``annotated.outputs_computed_under``: PyTorch's
 CPU capability, the machine, torch's version), so that CI can validate them under another instruction set
-(``tools/isa.py``).
+(``tools/isa.py``). Where a cell printed results with ``annotated.utils.with_tolerance``, the tolerance of each and
+where it was printed go in the cell's metadata (``tolerances``, see ``tools/tolerance.py``), which the nbval plugin
+reads.
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from tools.isa import METADATA_KEY, RECORD_KEY, execution_record, stored_capability, torch_capability
 from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks, cell_source
+from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
+from tools.tolerance import TOLERANCE_LOG_ENV_VAR, locate
 
 KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info", METADATA_KEY}
-KEPT_CELL_METADATA = {"tags"}
+KEPT_CELL_METADATA = {"tags", TOLERANCE_KEY}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 DROPPED_OUTPUT_DATA = {"application/vnd.jupyter.widget-view+json"}
 CELL_TIMEOUT_S = 1200
@@ -82,8 +89,24 @@ def execute(path: Path) -> float:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    log = Path(tempfile.mkdtemp()) / "tolerances.jsonl"
+    os.environ[TOLERANCE_LOG_ENV_VAR] = str(log)  # annotated.utils.with_tolerance logs each result it formats
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.reset_execution_trackers()
+        with client.setup_kernel():  # what client.execute() does, with the tolerance log read after each cell
+            read = 0
+            for index, cell in enumerate(notebook.cells):
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+                logged, read = [json.loads(line) for line in lines[read:]], len(lines)
+                cell.metadata.pop(TOLERANCE_KEY, None)
+                entries = locate(cell.get("outputs", []), logged) if logged else []
+                if entries:
+                    cell.metadata[TOLERANCE_KEY] = entries
+    finally:
+        os.environ.pop(TOLERANCE_LOG_ENV_VAR, None)
+        shutil.rmtree(log.parent, ignore_errors=True)
     seconds = time.perf_counter() - start
     # The kernel inherited this process's environment, so a fresh process with it dispatches to the same kernels.
     notebook.metadata[METADATA_KEY] = {RECORD_KEY: execution_record(torch_capability())}

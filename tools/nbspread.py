@@ -60,10 +60,11 @@ from tools.isa import CAPABILITY_ENV, ISA_VARIABLES
 from tools.kernel_env import apply_kernel_env
 from tools.nbexec import dumps, normalize_notebook, raises_on_purpose
 from tools.nbexport import cell_source, chapter_notebooks
-from tools.tolerance import TOLERANCED, toleranced_results
+from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
+from tools.tolerance import NUMBER_PATTERN as NUMBER
+from tools.tolerance import TOLERANCED, allowed_difference, channel_texts, toleranced_results
 
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"  # annotated.utils.EXPECT_LOG_ENV_VAR (the tools do not import torch)
-NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 SEED_OFFSET_CELL = """\
 import annotated.utils as _annotated_utils
@@ -129,6 +130,7 @@ SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "worst MMD/noise: max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
         "untrained fails: len(failed)"))],
     "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
+    "05_wav2vec2.ipynb": [(("47299793",), ("masked_share",))],
     "03_encoder_decoder.ipynb": [
         (("af4feb4c",), ("cool_agreement", "hot_agreement")),
         (("d3c009c0",), (
@@ -360,6 +362,9 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
     others = [run_cells(run / stored.name, base) for run in runs]
     lines = []
     for index, cell in enumerate(base):
+        if cell.get("metadata", {}).get(TOLERANCE_KEY):
+            lines += metadata_margins(index, cell, [other[index] for other in others])
+            continue
         stored_text = cell_text(cell) if cell["cell_type"] == "code" else ""
         results = toleranced_results(stored_text)
         if not results:
@@ -376,6 +381,68 @@ def margins(stored: Path, runs: list[Path]) -> list[str]:
             lines.append(f"cell {index:3d}  {result.text:<22} seen {values:<40} |diff| {worst:<9.3g} "
                          f"{used:6.0%} of tolerance{flag}")
     return lines
+
+
+def without_printed_tolerances(text: str) -> str:
+    """``text`` with every printed `` ± tolerance`` dropped, so that runs made before a chapter moved to
+    ``with_tolerance`` number their results as the moved chapter does."""
+    return TOLERANCED.sub(lambda match: match["value"], text)
+
+
+def metadata_rows(index: int, cell: dict, runs: list[dict]) -> list[dict]:
+    """Per number a cell's metadata tolerates (``with_tolerance``): the stored value, its tolerance and the values
+    printed at the same place by each run."""
+    stored = channel_texts(cell.get("outputs", []))
+    seen_texts = [{channel: without_printed_tolerances(text) for channel, text in channel_texts(run.get("outputs", [])).items()}
+                  for run in runs]
+    rows = []
+    for entry in cell["metadata"][TOLERANCE_KEY]:
+        text = stored.get(entry["channel"], "")
+        match = list(NUMBER.finditer(text))[entry["number"]]
+        seen = []
+        for texts in seen_texts:
+            numbers = NUMBER.findall(texts.get(entry["channel"], ""))
+            if entry["number"] < len(numbers):
+                seen.append(float(numbers[entry["number"]]))
+        allowed = allowed_difference(float(match.group()), entry["tolerance"], entry["relative"])
+        rows.append({"cell_index": index, "cell": cell.get("id"), "channel": entry["channel"], "number": entry["number"],
+                     "context": " ".join(text[:match.start()].split())[-60:], "stored": match.group(),
+                     "tolerance": entry["tolerance"], "relative": entry["relative"], "allowed": allowed,
+                     "runs": len(runs), "seen": seen,
+                     "largest_difference": max((abs(v - float(match.group())) for v in seen), default=None)})
+    return rows
+
+
+def metadata_margins(index: int, cell: dict, runs: list[dict]) -> list[str]:
+    """``margins`` lines for a cell whose tolerances are in its metadata."""
+    lines = []
+    for row in metadata_rows(index, cell, runs):
+        label = f"{row['stored']} ± {row['tolerance']:g}{'%' if row['relative'] else ''}"
+        if len(row["seen"]) < row["runs"]:
+            lines.append(f"cell {index} {label}: a run printed fewer numbers there")
+        worst = row["largest_difference"] or 0.0
+        used = worst / row["allowed"] if row["allowed"] else float("inf")
+        flag = "  OUTSIDE" if used > 1 + 1e-9 else ""
+        values = ", ".join(f"{value:g}" for value in row["seen"])
+        lines.append(f"cell {index:3d}  {label:<22} seen {values:<40} |diff| {worst:<9.3g} {used:6.0%} of tolerance{flag}")
+    return lines
+
+
+TOLERANCES_JSON = Path(__file__).resolve().parent.parent / "results" / "portability" / "tolerances.json"
+
+
+def write_tolerance_record(stored: Path, runs: list[Path], record: Path = TOLERANCES_JSON) -> list[dict]:
+    """Replace ``stored``'s rows of the committed record of tolerances (what each was set from) with these runs'."""
+    base = json.loads(stored.read_text(encoding="utf-8"))["cells"]
+    others = [run_cells(run / stored.name, base) for run in runs]
+    rows = [{"notebook": stored.name, **row, "run_folders": [run.as_posix() for run in runs]}
+            for index, cell in enumerate(base) if cell.get("metadata", {}).get(TOLERANCE_KEY)
+            for row in metadata_rows(index, cell, [other[index] for other in others])]
+    kept = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    merged = [row for row in kept if row["notebook"] != stored.name] + rows
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    return rows
 
 
 def summary(runs: list[Path]) -> list[str]:
@@ -433,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     used = commands.add_parser("margins", help="share of each stated tolerance the runs used")
     used.add_argument("stored", type=Path)
     used.add_argument("runs", nargs="+", type=Path)
+    used.add_argument("--write", action="store_true",
+                      help=f"also record what each tolerance was set from in {TOLERANCES_JSON.name}")
     tally = commands.add_parser("summary", help="which cells raised in each run, and the sampling sweeps")
     tally.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -456,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if any_raised else 0
     lines = report(args.stored, args.runs) if args.command == "report" else margins(args.stored, args.runs)
     print("\n".join(lines))
+    if args.command == "margins" and args.write:
+        rows = write_tolerance_record(args.stored, args.runs)
+        print(f"{len(rows)} toleranced result(s) of {args.stored.name} recorded in {TOLERANCES_JSON}")
     return 0
 
 

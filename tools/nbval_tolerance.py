@@ -1,4 +1,8 @@
-"""pytest plugin: nbval compares toleranced results (``3.12 ± 0.08``) within their tolerance, all else exactly.
+"""pytest plugin: nbval compares toleranced results within their tolerance, all else exactly.
+
+A cell's toleranced results are either listed in its metadata (``tolerances``, written by ``tools.nbexec`` for the
+results a chapter prints with ``annotated.utils.with_tolerance``; see ``tools/tolerance.py``) or printed as
+``3.12 ± 0.08`` (the older ``toleranced``).
 
 Loaded by the repository's ``conftest.py`` (``pytest_plugins``), or by hand with ``-p tools.nbval_tolerance``.
 Before nbval compares a cell's re-run outputs with the stored ones, each re-run text that equals its stored text up
@@ -14,7 +18,7 @@ from typing import Any
 
 from nbval.plugin import IPyNbCell
 
-from tools.tolerance import compare_within_tolerance, toleranced_results
+from tools.tolerance import METADATA_KEY, compare_within_tolerance, reconcile_with_metadata, toleranced_results
 
 TEXT_FIELDS = ("text/plain", "text/markdown", "text/html")
 
@@ -55,7 +59,10 @@ _exact_compare_outputs = IPyNbCell.compare_outputs
 
 
 def _compare_outputs_within_tolerance(self: IPyNbCell, test: list, ref: list, skip_compare: Any = None) -> bool:
-    test, problems = reconcile(test, ref)
+    entries = (getattr(self, "cell", None) or {}).get("metadata", {}).get(METADATA_KEY, [])
+    test, problems = reconcile_with_metadata(test, ref, entries) if entries else (test, [])
+    test, more_problems = reconcile(test, ref)
+    problems += more_problems
     same = _exact_compare_outputs(self, test, ref, skip_compare)
     if not same and problems:
         self.comparison_traceback.append("toleranced results outside their tolerance:")

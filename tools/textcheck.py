@@ -4,6 +4,7 @@ Usage::
 
     python -m tools.textcheck numbers notebooks/05_wav2vec2.ipynb ...   # decimals/percentages with no source
     python -m tools.textcheck vocabulary notebooks/05_wav2vec2.ipynb ...  # the build's words in the story
+    python -m tools.textcheck machinery notebooks/05_wav2vec2.ipynb ...  # tolerances, markers, machine lines shown
     python -m tools.textcheck html _build/html                            # the built site as a reader sees it
     python -m tools.textcheck audit > results/text_audit.md               # per-chapter counts, first violations
 
@@ -40,6 +41,13 @@ addresses), dotted version numbers with two dots or more (``2.13.0``) and arXiv 
 (case-insensitive, whole words) may appear only in the closing section ``## How this chapter is checked`` (from
 that heading to the next level-2 heading) and in appendices (from any level-2 heading starting ``## Appendix`` to
 the end of the notebook). Inline code counts: `nbval` in backticks is still the build talking.
+
+**machinery.** What the tests need stays out of the reader's view: a ``±`` in a markdown paragraph or in any output
+text must come with a spread label in the same text (``sd``, ``std``, ``standard deviation``, ``standard error``:
+"0.066 ± 0.010, sd over 3 seeds"), since a tolerance is recorded in the cell's metadata instead; no code cell carries
+an nbval marker comment (tags instead); and no output of the story (outside the closing checked section and the
+appendices) prints the machine: a line holding one of ``MACHINE_LINES`` (platform strings, GPU names, load, local
+paths, environment warnings).
 
 **html.** On every built chapter page (``notebooks/*.html``): no ipywidgets placeholder text (``interactive(
 children=``), no ``#| default_exp`` line, and the wrapping stylesheet ``_static/custom.css`` linked, so no code
@@ -100,6 +108,7 @@ INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK_TARGET = re.compile(r"\]\([^)\s]*\)")
 BARE_URL = re.compile(r"https?://\S+")
 VERSION = re.compile(r"\b\d+(?:\.\d+){2,}\b")
+GENERATED_TABLE = re.compile(r"<!-- tolerance table: generated.*?<!-- end of tolerance table -->", re.S)
 ARXIV_ID = re.compile(r"\barXiv:\s?\d{4}\.\d{4,5}(?:v\d+)?", re.I)
 # Citation markers, see (c) in the module docstring.
 AUTHOR = r"[A-Z][A-Za-z'\-]+"
@@ -137,8 +146,9 @@ def to_decimal(text: str) -> Decimal | None:
 
 
 def strip_out_of_scope(markdown: str) -> str:
-    """Markdown without math, code, URLs and version numbers: numbers there are not prose claims."""
-    for pattern in (FENCED_CODE, DISPLAY_MATH, INLINE_MATH, INLINE_CODE, LINK_TARGET, BARE_URL, VERSION, ARXIV_ID):
+    """Markdown without math, code, URLs, version numbers and the generated tolerance table (its numbers come from
+    the stored outputs and a committed record, ``tools.nbtolerances``): numbers there are not prose claims."""
+    for pattern in (GENERATED_TABLE, FENCED_CODE, DISPLAY_MATH, INLINE_MATH, INLINE_CODE, LINK_TARGET, BARE_URL, VERSION, ARXIV_ID):
         markdown = pattern.sub(" ", markdown)
     return markdown
 
@@ -317,6 +327,77 @@ def check_vocabulary(path: Path) -> list[Violation]:
     return violations
 
 
+# --- machinery ----------------------------------------------------------------------------------------------------
+
+# A ``±`` in the book is a measured spread, and its text says so; a tolerance is recorded out of sight
+# (``annotated.utils.with_tolerance``) and an interval prints as ``[a, b]``.
+SPREAD_LABEL = re.compile(r"\b(?:sd|std|s\.d\.|standard deviation|standard error)\b", re.I)
+# What the machine that ran a cell would print about itself: none of it belongs in the story's outputs.
+MACHINE_LINES: tuple[str, ...] = (
+    "Linux-", "x86_64", "aarch64", "NVIDIA", "load average", "XDG_RUNTIME_DIR", "site-packages",
+    "thread(s)", "/home/", "/work/", "/tmp/", "/usr/", "/root/", "C:\\",
+)
+
+
+def story_cells(cells: list[dict]) -> list[int]:
+    """Indices of the cells (any kind) of the story: before the appendices, outside the checked section."""
+    indices, in_checked = [], False
+    for index, cell in enumerate(cells):
+        for line in cell_source(cell).splitlines() if cell.get("cell_type") == "markdown" else []:
+            if APPENDIX_HEADING.match(line):
+                return indices
+            if LEVEL2_HEADING.match(line):
+                in_checked = bool(CHECKED_HEADING.match(line))
+        if not in_checked:
+            indices.append(index)
+    return indices
+
+
+def output_texts(cell: dict) -> list[str]:
+    """Every text a code cell shows: its streams, and the plain, markdown and HTML forms of its results."""
+    texts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            texts.append(output.get("text", ""))
+        for key in ("text/plain", "text/markdown", "text/html"):
+            if key in (output.get("data") or {}):
+                texts.append(output["data"][key])
+    return ["".join(text) if isinstance(text, list) else text for text in texts]
+
+
+def unlabelled_plus_minus(text: str) -> bool:
+    return "±" in text and not SPREAD_LABEL.search(text)
+
+
+def check_machinery(path: Path) -> list[Violation]:
+    """The test machinery in the reader's view: an unlabelled ``±`` in any markdown or output, an nbval marker
+    comment in any code cell, and a machine line in an output of the story."""
+    from tools.nbmarkers import MARKER_LINE
+
+    cells, where, violations = load_cells(path), shown(path), []
+    story = set(story_cells(cells))
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") == "markdown":
+            for paragraph in paragraphs(strip_out_of_scope(cell_source(cell))):
+                if unlabelled_plus_minus(paragraph):
+                    violations.append(Violation(where, index, f"'±' without a spread label (sd over what): "
+                                                f"{excerpt(paragraph, '±')}"))
+            continue
+        if cell.get("cell_type") != "code":
+            continue
+        if any(MARKER_LINE.match(line) for line in cell_source(cell).splitlines()):
+            violations.append(Violation(where, index, "an nbval marker comment (a tag instead: python -m tools.nbmarkers)"))
+        for text in output_texts(cell):
+            if unlabelled_plus_minus(text):
+                violations.append(Violation(where, index, f"printed '±' without a spread label: {excerpt(text, '±')}"))
+            for line in text.splitlines() if index in story else []:
+                found = [pattern for pattern in MACHINE_LINES if pattern in line]
+                if found:
+                    violations.append(Violation(where, index, f"the machine in the story's output ({found[0]}): "
+                                                f"{excerpt(line, found[0])}"))
+    return violations
+
+
 # --- html -------------------------------------------------------------------------------------------------------
 
 WRAP_STYLESHEET = "_static/custom.css"
@@ -372,7 +453,7 @@ def audit_report(notebooks: list[Path], first: int = 5) -> str:
 
 # --- command line -----------------------------------------------------------------------------------------------
 
-NOTEBOOK_CHECKS = {"numbers": check_numbers, "vocabulary": check_vocabulary}
+NOTEBOOK_CHECKS = {"numbers": check_numbers, "vocabulary": check_vocabulary, "machinery": check_machinery}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,3 +73,123 @@ def compare_within_tolerance(stored: str, rerun: str) -> list[str]:
                 f"seen {abs(float(seen) - result.value):.4g})"
             )
     return problems
+
+
+# --- Tolerances kept out of the printed text --------------------------------------------------------------------
+#
+# ``annotated.utils.with_tolerance(value, tolerance)`` prints a result plainly ("3.12") and, when the executor asks
+# for it (``TOLERANCE_LOG_ENV_VAR``), logs its text and tolerance. ``tools.nbexec`` finds each logged result among
+# the numbers of the cell's outputs and records where, in the cell's metadata (``METADATA_KEY``):
+#
+#     "tolerances": [{"channel": "stdout", "number": 3, "tolerance": 0.08, "relative": false}, ...]
+#
+# ``channel`` is the stream's name (all of a cell's stdout text, concatenated, as nbval coalesces it) or, for a
+# displayed result, ``"<n> <mime type>"`` with n counting the cell's non-stream outputs; ``number`` counts the
+# numbers of that channel's text (``NUMBER``) from 0. The nbval plugin allows each such number its tolerance and
+# compares everything else exactly.
+
+TOLERANCE_LOG_ENV_VAR = "ANNOTATED_TOLERANCE_LOG"  # annotated.utils.TOLERANCE_LOG_ENV_VAR (tools do not import torch)
+METADATA_KEY = "tolerances"
+TEXT_FIELDS = ("text/plain", "text/markdown", "text/html")
+NUMBER_PATTERN = re.compile(NUMBER)
+
+
+def _joined(text: str | list[str]) -> str:
+    return "".join(text) if isinstance(text, list) else text
+
+
+def output_channels(outputs: list[dict]) -> list[tuple[str, dict, str]]:
+    """(channel, container, key) of every text in ``outputs``, in order (see the module's note on channels)."""
+    found, rich = [], 0
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            found.append((output.get("name", "stdout"), output, "text"))
+        elif output.get("output_type") in ("display_data", "execute_result"):
+            data = output.get("data") or {}
+            found += [(f"{rich} {key}", data, key) for key in TEXT_FIELDS if key in data]
+            rich += 1
+    return found
+
+
+def channel_texts(outputs: list[dict]) -> dict[str, str]:
+    """Each channel's whole text."""
+    texts: dict[str, str] = {}
+    for channel, container, key in output_channels(outputs):
+        texts[channel] = texts.get(channel, "") + _joined(container[key])
+    return texts
+
+
+def locate(outputs: list[dict], logged: list[dict]) -> list[dict]:
+    """Where each result ``with_tolerance`` logged during a cell (in order: ``text``, ``tolerance``, ``relative``) was
+    printed: the metadata entries described above. A result is looked for in each text of an output from where the
+    previous one was found (a displayed table holds it once in every representation); one printed nowhere (used in
+    a figure's title, say) gets no entry, so nothing about it is compared."""
+    entries, cursor, numbers_seen = [], 0, {}
+    for output in outputs:
+        found_up_to = cursor
+        for channel, container, key in output_channels_of(output, outputs):
+            position = cursor
+            for match in NUMBER_PATTERN.finditer(_joined(container[key])):
+                index = numbers_seen.get(channel, 0)
+                numbers_seen[channel] = index + 1
+                if position < len(logged) and match.group() == logged[position]["text"]:
+                    entries.append({"channel": channel, "number": index, "tolerance": logged[position]["tolerance"],
+                                    "relative": logged[position]["relative"]})
+                    position += 1
+            found_up_to = max(found_up_to, position)
+        cursor = found_up_to
+    return entries
+
+
+def output_channels_of(output: dict, outputs: list[dict]) -> list[tuple[str, dict, str]]:
+    """``output_channels`` for one output of ``outputs`` (whose earlier outputs number its channel)."""
+    return [item for item in output_channels(outputs) if item[1] is output or item[1] is output.get("data")]
+
+
+def allowed_difference(stored: float, tolerance: float, relative: bool) -> float:
+    return abs(stored) * tolerance / 100 if relative else tolerance
+
+
+def compare_channel(stored: str, rerun: str, tolerated: dict[int, tuple[float, bool]]) -> list[str]:
+    """Why ``rerun`` is not ``stored`` when its numbers listed in ``tolerated`` (number index: tolerance, relative)
+    may move by their tolerance and everything else must be equal (an empty list when it is)."""
+    if NUMBER_PATTERN.sub("#", stored) != NUMBER_PATTERN.sub("#", rerun):
+        return ["the text around the toleranced numbers differs (it is compared exactly)"]
+    problems = []
+    for index, (old, new) in enumerate(zip(NUMBER_PATTERN.findall(stored), NUMBER_PATTERN.findall(rerun))):
+        if index not in tolerated:
+            if old != new:
+                problems.append(f"{new} where {old} was stored (not toleranced, so compared exactly)")
+            continue
+        tolerance, relative = tolerated[index]
+        allowed = allowed_difference(float(old), tolerance, relative)
+        if abs(float(new) - float(old)) > allowed * (1 + 1e-9) + 1e-12:
+            problems.append(f"{new} is outside {old} ± {tolerance:g}{'%' if relative else ''} "
+                            f"(allowed difference {allowed:.4g}, seen {abs(float(new) - float(old)):.4g})")
+    return problems
+
+
+def reconcile_with_metadata(rerun: list[dict], stored: list[dict], entries: list[dict]) -> tuple[list[dict], list[str]]:
+    """``rerun`` (nbval's coalesced outputs, a copy is returned) with every toleranced number that is within its
+    tolerance written as stored, provided its whole channel is; also why the others are not."""
+    import copy
+
+    rerun = copy.deepcopy(rerun)
+    stored_texts, rerun_texts = channel_texts(stored), channel_texts(rerun)
+    by_channel: dict[str, dict[int, tuple[float, bool]]] = {}
+    for entry in entries:
+        by_channel.setdefault(entry["channel"], {})[entry["number"]] = (entry["tolerance"], entry["relative"])
+    problems = []
+    for channel, tolerated in by_channel.items():
+        if channel not in stored_texts or channel not in rerun_texts:
+            continue  # a missing output: nbval's exact comparison reports it
+        why = compare_channel(stored_texts[channel], rerun_texts[channel], tolerated)
+        if why:
+            problems += [f"{channel}: {reason}" for reason in why]
+            continue
+        stored_numbers = iter(NUMBER_PATTERN.findall(stored_texts[channel]))
+        for name, container, key in output_channels(rerun):
+            if name == channel:
+                text = NUMBER_PATTERN.sub(lambda _: next(stored_numbers), _joined(container[key]))
+                container[key] = text
+    return rerun, problems

@@ -5,14 +5,15 @@
 """The Annotated Q-learning"""
 
 
-__all__ = ['discounted_returns', 'table_shape', 'transition_arrays', 'policy_evaluation', 'value_iteration', 'monte_carlo_prediction', 'td0_prediction', 'initialize_q_table', 'greedy_policy', 'epsilon_greedy_policy', 'decayed_epsilon', 'QLearningHistory', 'train', 'evaluate_agent', 'QLearningSettings', 'TAXI_EVAL_SEEDS', 'FROZEN_LAKE_SETTINGS', 'TAXI_SETTINGS', 'ARROWS', 'q_table_figure', 'rollout_frames', 'animate_frames']
+__all__ = ['discounted_returns', 'table_shape', 'transition_arrays', 'policy_evaluation', 'value_iteration', 'monte_carlo_prediction', 'td0_prediction', 'initialize_q_table', 'greedy_policy', 'epsilon_greedy_policy', 'decayed_epsilon', 'QLearningHistory', 'train', 'evaluate_agent', 'QLearningSettings', 'TAXI_EVAL_SEEDS', 'FROZEN_LAKE_SETTINGS', 'TAXI_SETTINGS', 'ARROWS', 'q_table_figure', 'offscreen_rendering', 'rollout_frames', 'animate_frames']
 
 
 # %% notebooks/06_q_learning.ipynb cell 4
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import gymnasium as gym
 import matplotlib.pyplot as plt
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 # %% notebooks/06_q_learning.ipynb cell 6
 def discounted_returns(rewards: Sequence[float], gamma: float) -> np.ndarray:
-    """The return ``G_t = r_t + gamma * G_{t+1}`` for every step of one episode, computed backwards.
+    """The return ``G_t = R_{t+1} + gamma * G_{t+1}`` for every step of one episode, computed backwards.
 
     ``rewards[t]`` is the reward received after the action at step ``t``; the episode is taken to end after the last
     reward (no bootstrap).
@@ -357,18 +358,36 @@ def q_table_figure(Qtable: np.ndarray, desc: Sequence[str] | np.ndarray, title: 
 
 
 # %% notebooks/06_q_learning.ipynb cell 42
+@contextlib.contextmanager
+def offscreen_rendering() -> Iterator[None]:
+    """Let environments drawn with pygame render ``rgb_array`` frames on a machine without a display.
+
+    pygame starts SDL's video system at the first render, and SDL first probes for a display server (its Wayland
+    driver needs ``XDG_RUNTIME_DIR``), printing an error when there is none although the frames are drawn all the
+    same. Inside this block SDL uses its ``dummy`` video driver instead, unless ``SDL_VIDEODRIVER`` is set already.
+    """
+    chosen = os.environ.get("SDL_VIDEODRIVER")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        yield
+    finally:
+        if chosen is None:
+            os.environ.pop("SDL_VIDEODRIVER", None)
+
+
 def rollout_frames(env: gym.Env, Qtable: np.ndarray, seed: int = 0, max_steps: int = 99) -> list[np.ndarray]:
     """The RGB frames of one greedy episode (``env`` must be made with ``render_mode="rgb_array"``)."""
     table_shape(env)
     if env.render_mode != "rgb_array":
         raise ValueError(f'rollout_frames needs render_mode="rgb_array", got {env.render_mode!r}')
     state, _ = env.reset(seed=seed)
-    frames = [env.render()]
-    for _ in range(max_steps):
-        state, _, terminated, truncated, _ = env.step(greedy_policy(Qtable, state))
-        frames.append(env.render())
-        if terminated or truncated:
-            break
+    with offscreen_rendering():
+        frames = [env.render()]
+        for _ in range(max_steps):
+            state, _, terminated, truncated, _ = env.step(greedy_policy(Qtable, state))
+            frames.append(env.render())
+            if terminated or truncated:
+                break
     return frames
 
 
