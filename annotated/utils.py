@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'TOLERANCE_LOG_ENV_VAR', 'with_tolerance', 'toleranced', 'EXPECT_LOG_ENV_VAR', 'COMPARISONS', 'expect']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'ResultsTable', 'results_table', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'TOLERANCE_LOG_ENV_VAR', 'with_tolerance', 'toleranced', 'EXPECT_LOG_ENV_VAR', 'COMPARISONS', 'expect']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -441,6 +441,48 @@ def loss_curve(
 
 
 # %% notebooks/00_utils.ipynb cell 32
+class ResultsTable:
+    """A Markdown table that displays as a table in a notebook and as its Markdown text anywhere else."""
+
+    def __init__(self, markdown: str) -> None:
+        self.markdown = markdown
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+    def __repr__(self) -> str:
+        return self.markdown
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").removesuffix("%"))
+    except ValueError:
+        return False
+    return True
+
+
+def results_table(rows: Sequence[Mapping[str, Any]], align: str | None = None) -> ResultsTable:
+    """``rows`` (mappings with the same keys; the first row's order gives the columns) as a Markdown table, to show
+    as a cell's result. Values appear as ``str(value)``: format numbers first. ``align`` gives one letter per
+    column, ``"l"`` or ``"r"``; by default a column whose every value reads as a number is right-aligned."""
+    if not rows:
+        raise ValueError("results_table needs at least one row, got none")
+    columns = list(rows[0])
+    for index, row in enumerate(rows):
+        if list(row) != columns:
+            raise ValueError(f"row {index} has the columns {list(row)}, expected {columns}")
+    cells = [[str(row[column]).replace("|", "\\|") for column in columns] for row in rows]
+    if align is None:
+        align = "".join("r" if all(_reads_as_number(row[i]) for row in cells) else "l" for i in range(len(columns)))
+    if len(align) != len(columns) or set(align) - {"l", "r"}:
+        raise ValueError(f"align needs one of 'l' or 'r' per column ({len(columns)}), got {align!r}")
+    rule = "|" + "|".join("---:" if side == "r" else "---" for side in align) + "|"
+    lines = ["| " + " | ".join(columns) + " |", rule] + ["| " + " | ".join(row) + " |" for row in cells]
+    return ResultsTable("\n".join(lines))
+
+
+# %% notebooks/00_utils.ipynb cell 35
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -462,7 +504,8 @@ def offline_requested() -> str | None:
 
 
 def host_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (never blocks longer)."""
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds (per address tried, after the name
+    lookup, which the timeout does not bound)."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -501,7 +544,7 @@ def load_or_embedded(
         return LoadedData(embedded(), "embedded", f"real loader failed: {error!r}")
 
 
-# %% notebooks/00_utils.ipynb cell 36
+# %% notebooks/00_utils.ipynb cell 39
 TEXT_SNAPSHOTS = ("stdlib_source", "stdlib_docstrings")
 
 
@@ -523,7 +566,7 @@ def load_text_snapshot(name: str):
 
     path = str(text_snapshot_path(name))
     quiet_already = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()  # a local file of a few MB: a progress bar would only clutter the output
+    datasets.disable_progress_bars()  # a local file under a megabyte: a progress bar would only clutter the output
     try:
         return datasets.load_dataset("parquet", data_files=path, split="train")
     finally:
@@ -531,7 +574,7 @@ def load_text_snapshot(name: str):
             datasets.enable_progress_bars()
 
 
-# %% notebooks/00_utils.ipynb cell 39
+# %% notebooks/00_utils.ipynb cell 42
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -576,7 +619,7 @@ def activation_fn(name: str, what: str = "activation") -> Callable[[torch.Tensor
     return _ACTIVATIONS[name]
 
 
-# %% notebooks/00_utils.ipynb cell 43
+# %% notebooks/00_utils.ipynb cell 46
 TOLERANCE_LOG_ENV_VAR = "ANNOTATED_TOLERANCE_LOG"
 
 
@@ -623,7 +666,7 @@ def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
     return f"{value:.{digits}f} ± {size:g}%" if relative else f"{value:.{digits}f} ± {size:.{digits}f}"
 
 
-# %% notebooks/00_utils.ipynb cell 47
+# %% notebooks/00_utils.ipynb cell 50
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,

@@ -140,3 +140,17 @@ def test_a_quantity_bounded_on_both_sides_is_two_assertions(tmp_path):
     assert [(r["comparison"], r["bound"], r["holds"]) for r in rows] == [("<", 0.5, False), (">", 0.3, True)]
     with pytest.raises(ValueError, match="both sides"):
         margins.measure([run], {"masked share": 0.6})
+
+
+def test_a_ratio_spread_over_a_factor_is_judged_on_a_log_scale(tmp_path):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    calls = [{"id": "c", "what": "variance ratio", "value": v, "comparison": ">", "bound": 2.0, "passed": True}
+             for v in (8.0, 11.7, 8.7, 31.2, 12.1, 8.1, 13.0, 11.5, 12.9)]
+    (run / "ch.json").write_text(json.dumps({"notebook": "ch.ipynb", "seed_offset": 0, "isa": None,
+                                             "expectations": calls}))
+    assert not margins.measure([run])[0]["holds"]  # one policy's 31 makes the raw spread wider than every margin
+    row = margins.measure([run], log10=["variance ratio"])[0]
+    assert row["what"] == "log10 of variance ratio" and row["bound"] == pytest.approx(0.30103) and row["holds"]
+    with pytest.raises(ValueError, match="no run recorded"):
+        margins.measure([run], log10=["other"])

@@ -252,3 +252,38 @@ def test_nbspread_margins_reads_tolerances_from_the_cell_metadata(tmp_path):
     loss, wer = margins(stored, [tmp_path / "near", tmp_path / "far"])
     assert "3.20 ± 0.08" in loss and "seen 3.24, 3.1" in loss and "125% of tolerance  OUTSIDE" in loss
     assert "0.400 ± 10%" in wer and " 50% of tolerance" in wer and "OUTSIDE" not in wer
+
+
+def first_toleranced_cell(path: Path) -> dict | None:
+    return next((cell for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                 if cell.get("metadata", {}).get("tolerances")), None)
+
+
+@pytest.mark.parametrize("path", [p for p in chapter_notebooks() if first_toleranced_cell(p)], ids=lambda p: p.name)
+def test_nbval_fails_when_a_real_chapter_result_moves_beyond_its_recorded_tolerance(tmp_path, path):
+    """A chapter's first toleranced cell, its stored outputs and metadata kept, re-run as a print of its stored text
+    with the first recorded number moved: by half its tolerance it passes, by one and a half it fails."""
+    from tools.tolerance import NUMBER_PATTERN, allowed_difference, channel_texts
+
+    cell = first_toleranced_cell(path)
+    entry = cell["metadata"]["tolerances"][0]
+    if not entry["channel"] in ("stdout", "stderr"):
+        pytest.skip("the first recorded result is in a displayed output, which a print cannot re-create")
+    text = channel_texts(cell["outputs"])[entry["channel"]]
+    match = list(NUMBER_PATTERN.finditer(text))[entry["number"]]
+    stored = float(match.group())
+    decimals = len(match.group().partition(".")[2])
+    allowed = allowed_difference(stored, entry["tolerance"], entry["relative"])
+    other_texts = [t for c, t in channel_texts(cell["outputs"]).items() if c != entry["channel"]]
+    if other_texts:
+        pytest.skip("the cell shows more than one kind of output")
+    for factor, passes in [(0.5, True), (1.5, False)]:
+        moved = f"{stored + factor * allowed:.{decimals}f}"
+        printed = text[:match.start()] + moved + text[match.end():]
+        planted = {**cell, "source": f"import sys\nprint({printed!r}, end='', file=sys.{entry['channel']})"}
+        copy = tmp_path / f"planted-{factor}.ipynb"
+        copy.write_text(json.dumps({"cells": [planted], "metadata": {"kernelspec": {
+            "display_name": "Python 3", "language": "python", "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}),
+            encoding="utf-8")
+        ran = run_nbval_on(tmp_path, copy, "tools.nbval_tolerance")
+        assert (ran.returncode == 0) is passes, (path.name, moved, ran.stdout[-1500:])

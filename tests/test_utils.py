@@ -255,3 +255,19 @@ def test_fit_hands_the_loss_function_the_model_itself():
 
     fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, lambda step: torch.ones(4, 2), 2, progress=False)
     assert received == [model, model]
+
+
+def test_results_table_aligns_numbers_right_and_refuses_ragged_rows():
+    from annotated.utils import results_table
+
+    table = results_table([{"model": "a|b", "WER": "0.367", "clips": "1,024"}, {"model": "c", "WER": "12%", "clips": "9"}])
+    assert table.markdown.splitlines() == ["| model | WER | clips |", "|---|---:|---:|", "| a\\|b | 0.367 | 1,024 |",
+                                           "| c | 12% | 9 |"]
+    assert repr(table) == table._repr_markdown_() == table.markdown
+    assert results_table([{"x": "1"}], align="l").markdown.splitlines()[1] == "|---|"
+    with pytest.raises(ValueError, match="columns"):
+        results_table([{"x": "1"}, {"y": "2"}])
+    with pytest.raises(ValueError, match="at least one row"):
+        results_table([])
+    with pytest.raises(ValueError, match="align"):
+        results_table([{"x": "1"}], align="c")

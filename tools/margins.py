@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -82,10 +83,32 @@ def weakened(comparison: str, measured: float, new: float) -> bool:
     return new >= measured if comparison in ("<", "<=") else new <= measured
 
 
-def measure(runs: list[Path], weaken: dict[str, float] | None = None) -> list[dict]:
+def on_log_scale(collected: dict, whats: list[str]) -> dict:
+    """``collected`` with each assertion named in ``whats`` replaced by its log10 twin, ``"log10 of <what>"``: the
+    log of every recorded value against the log of the bound. A positive quantity that spreads over a factor of several
+    between seeds (a variance ratio) is judged on the scale on which its spread is even; the runs computed exactly
+    these values, so no new run is needed, and the chapter asserts ``expect(math.log10(x), ...)`` under the new name."""
+    missing = sorted(set(whats) - {key[2] for key in collected})
+    if missing:
+        raise ValueError(f"--log10 names assertions no run recorded: {missing}")
+    result = {}
+    for (notebook, cell_id, what, comparison), entry in collected.items():
+        if what not in whats:
+            result[notebook, cell_id, what, comparison] = entry
+            continue
+        if min(entry["values"]) <= 0 or entry["bound"] <= 0:
+            raise ValueError(f"{what!r}: --log10 needs positive values and bound")
+        result[notebook, cell_id, f"log10 of {what}", comparison] = {
+            **entry, "bound": math.log10(entry["bound"]), "values": [math.log10(v) for v in entry["values"]],
+            "plain": [math.log10(v) for v in entry["plain"]]}
+    return result
+
+
+def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: list[str] | None = None) -> list[dict]:
     """One row per assertion: where, what, the bound, the rule's verdict over the runs. ``weaken`` maps a ``what``
-    to a looser bound than the runs were made with (refused if it is tighter)."""
-    rows, weaken, collected = [], dict(weaken or {}), collect(runs)
+    to a looser bound than the runs were made with (refused if it is tighter); ``log10`` names assertions to judge on
+    a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names."""
+    rows, weaken, collected = [], dict(weaken or {}), on_log_scale(collect(runs), list(log10 or []))
     two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
                         sum(key[2] == what for key in collected) > 1})
     if two_sided:
@@ -143,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"merge into {MARGINS_JSON.relative_to(REPO_ROOT)}")
     parser.add_argument("--weaken", action="append", default=[], metavar="WHAT=BOUND",
                         help="judge WHAT against a looser bound than the runs were made with")
+    parser.add_argument("--log10", action="append", default=[], metavar="WHAT",
+                        help="judge the log10 of WHAT's values, as 'log10 of WHAT'")
     args = parser.parse_args(argv)
     weaken = {}
     for item in args.weaken:
@@ -150,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if not separator or not what:
             parser.error(f"--weaken takes WHAT=BOUND, got {item!r}")
         weaken[what] = float(bound)
-    rows = measure(args.runs, weaken)
+    rows = measure(args.runs, weaken, args.log10)
     print(markdown(rows))
     if args.write:
         write(rows)

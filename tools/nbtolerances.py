@@ -38,12 +38,15 @@ def toleranced_results(notebook: dict) -> list[dict]:
     for cell in notebook["cells"]:
         entries = cell.get("metadata", {}).get(METADATA_KEY, [])
         texts = channel_texts(cell.get("outputs", [])) if entries else {}
-        for entry in entries:
+        previous_end: dict[str, int] = {}
+        for entry in sorted(entries, key=lambda e: (e["channel"], e["number"])):
             text = texts.get(entry["channel"], "")
             match = list(NUMBER_PATTERN.finditer(text))[entry["number"]]
-            line_start = text.rfind("\n", 0, match.start()) + 1
+            # the label: the text since the line's start or since the previous toleranced result on that line
+            start = max(text.rfind("\n", 0, match.start()) + 1, previous_end.get(entry["channel"], 0))
+            previous_end[entry["channel"]] = match.end()
             found.append({"cell": cell.get("id"), **entry, "stored": match.group(),
-                          "context": " ".join(text[line_start:match.start()].split())[-70:]})
+                          "context": " ".join(text[start:match.start()].split()).strip(" |,;:")[-70:]})
     return found
 
 
@@ -58,7 +61,7 @@ def table(path: Path, record: Path = RECORD) -> str:
     notebook = json.loads(path.read_text(encoding="utf-8"))
     rows = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
     measured = {(r["cell"], r["channel"], r["number"]): r for r in rows if r["notebook"] == path.name}
-    lines = [BEGIN, "", "| result (printed before it) | stored value | accepted difference | set from |",
+    lines = [BEGIN, "", "| result | stored value | accepted difference | set from |",
              "|---|---:|---:|---|"]
     for result in toleranced_results(notebook):
         accepted = f"{result['tolerance']:g}% of the value" if result["relative"] else f"{result['tolerance']:g}"
