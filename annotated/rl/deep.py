@@ -763,7 +763,7 @@ def train_ppo(
         return _train_ppo(env_id, config, checkpoint_dir, checkpoint_every)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 71
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 70
 def save_to_hub_layout(
     folder: str | Path, agent: Agent, config: PPOConfig, env_id: str, n_eval_episodes: int = 10, eval_seed: int = 10_000
 ) -> Path:
@@ -829,7 +829,7 @@ def load_from_hub_layout(folder: str | Path) -> tuple[Agent, PPOConfig, dict]:
     return agent, config, json.loads((folder / "results.json").read_text())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 79
 @dataclass
 class Episode:
     """One episode of a fixed policy: observations ``(T, d)``, actions ``(T,)`` and rewards ``(T,)``."""
@@ -867,7 +867,7 @@ def play_episodes(actor: nn.Module, env_id: str, n_episodes: int, seed: int) -> 
             for o, a, r in trajectories]
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 81
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 80
 def gradient_weights(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lambdas: Sequence[float] = (0.0, 0.8, 0.95, 1.0)
 ) -> dict[str, torch.Tensor]:
@@ -887,7 +887,7 @@ def gradient_weights(
     return weights
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 83
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 82
 def episode_gradient(actor: nn.Module, episode: Episode, weights: torch.Tensor) -> torch.Tensor:
     """One episode's policy-gradient estimate ``sum_t Psi_t grad log pi(a_t | s_t)``, flattened over the actor's
     parameters (in the order of ``actor.parameters()``)."""
@@ -906,7 +906,7 @@ def total_variance(gradients: torch.Tensor) -> float:
     return float(gradients.double().var(dim=0).sum())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 84
 def episode_gradients(
     actor: nn.Module, episodes: Sequence[Episode], weights: Sequence[dict[str, torch.Tensor]], chunk: int = 4096
 ) -> dict[str, torch.Tensor]:
@@ -937,7 +937,7 @@ def episode_gradients(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 86
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 85
 def fit_value(
     critic: nn.Module, episodes: Sequence[Episode], gamma: float, epochs: int = 50, learning_rate: float = 1e-3,
     batch_size: int = 256, seed: int = 0,
@@ -959,7 +959,7 @@ def fit_value(
     return float(1.0 - residual.square().mean() / targets.var())
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 93
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 92
 def _area_table(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
     """For each target pixel, the source pixels it covers and their area weights, padded with weight 0.
 
@@ -1011,7 +1011,7 @@ def area_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 95
 class NoopReset(gym.Wrapper):
     """After each reset, take between 1 and ``noop_max`` no-op actions (drawn from the environment's generator), so
     that episodes start from different frames; the agent cannot learn one fixed opening."""
@@ -1122,7 +1122,7 @@ class FrameStack(gym.Wrapper):
         return np.stack(self.frames), reward, terminated, truncated, info
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 97
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 96
 def make_atari_env(
     env_id: str, *, noop_max: int = 30, skip: int = 4, size: int = 84, stack: int = 4, episodic_life: bool = True,
     clip_rewards: bool = True, **make_kwargs,
@@ -1143,7 +1143,7 @@ def make_atari_env(
     return FrameStack(env, stack)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 100
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 99
 class NatureQNetwork(nn.Module):
     """The Q-network of Mnih et al. (2015): three convolutions (32 filters 8x8 stride 4, 64 4x4 stride 2, 64 3x3
     stride 1), a 512-unit layer and one output per action, all with ReLU between. Frames come in as bytes
@@ -1168,7 +1168,7 @@ class NatureQNetwork(nn.Module):
         return self.head(rearrange(features, "b c h w -> b (c h w)"))
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 111
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 110
 def _save_rl_checkpoint(directory: str | Path, update: int, agent: nn.Module, optimizer: torch.optim.Optimizer,
                         history: RLHistory, keep_last: int = 2) -> None:
     path = save_checkpoint(checkpoint_path(directory, update), agent, optimizer, state=CheckpointState(update))
@@ -1192,7 +1192,7 @@ def _resume_rl_checkpoint(directory: str | Path, agent: nn.Module, optimizer: to
     return update, RLHistory(**record["history"])
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 113
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 112
 LUNAR_LANDER_ID = "LunarLander-v3"
 LUNAR_LANDER_PASS_MARK = 200.0  # the course's bar for mean - std of the evaluation returns
 
@@ -1209,7 +1209,7 @@ def lunar_lander_config() -> PPOConfig:
                      eval_every=16 * 1024 * 5, eval_episodes=10, target_return=None)
 
 
-# %% notebooks/07_policy_gradients_ppo.ipynb cell 117
+# %% notebooks/07_policy_gradients_ppo.ipynb cell 116
 ATARI_ID = "ALE/SpaceInvaders-v5"
 
 
