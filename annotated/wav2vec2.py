@@ -982,7 +982,7 @@ def transcribe(
     return texts, log_probs
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 55
+# %% notebooks/05_wav2vec2.ipynb cell 56
 class NGramLM:
     """A word n-gram language model with interpolated absolute discounting, trained on transcripts.
 
@@ -1075,7 +1075,7 @@ class NGramLM:
         return line
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 57
+# %% notebooks/05_wav2vec2.ipynb cell 58
 def _logaddexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -1159,7 +1159,7 @@ def ctc_prefix_beam_search(
     return max(acoustic, key=lambda text: acoustic[text] + language[text])
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 69
+# %% notebooks/05_wav2vec2.ipynb cell 70
 def chunked_logits(
     model: Wav2Vec2ForCTC,
     waveform,
@@ -1202,7 +1202,7 @@ def chunked_logits(
     return torch.cat(pieces)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 76
+# %% notebooks/05_wav2vec2.ipynb cell 77
 def gumbel_temperature(step: int, start: float = 2.0, end: float = 0.5, decay: float = 0.995) -> float:
     """The annealing of the paper, ``max(end, start * decay**step)``, at a rate for short runs.
 
@@ -1224,7 +1224,7 @@ def pretraining_loss_fn(model: Wav2Vec2ForPreTraining, batch: dict, temperature_
     return out.loss / out.mask_time_indices.sum()
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 83
+# %% notebooks/05_wav2vec2.ipynb cell 84
 TURKISH_GRAMMAR = {
     "det": ["bu", "şu", "her"],
     "adj": ["küçük", "büyük", "güzel", "yaşlı", "kırmızı", "sarı", "mutlu", "çalışkan"],
@@ -1272,7 +1272,7 @@ def random_turkish_sentence(
 TURKISH_VOICES = dict(train_voices=("tr+m1", "tr+f2", "tr+m3", "tr+f3", "tr+m4", "tr+f1"), test_voices=("tr+f4", "tr+m2"))
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 86
+# %% notebooks/05_wav2vec2.ipynb cell 87
 SPECIAL_CHARACTERS = ",?.!-;:\"“”‘’'%�"  # no sound of their own: removed from transcripts
 UNHATTED = {"â": "a", "î": "i", "û": "u"}  # circumflexed vowels, out of use in today's Turkish spelling
 
@@ -1314,7 +1314,7 @@ def prepare_corpus(corpus: SpeechCorpus, language: str, sampling_rate: int = SAM
     return SpeechCorpus(utterances, audio, sampling_rate)
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 96
+# %% notebooks/05_wav2vec2.ipynb cell 97
 TIMIT_CHARS_TO_IGNORE = r'[\,\?\.\!\-\;\:\"]'
 
 
@@ -1565,7 +1565,7 @@ def finetune_on_timit(
     }
 
 
-# %% notebooks/05_wav2vec2.ipynb cell 101
+# %% notebooks/05_wav2vec2.ipynb cell 102
 COMMON_VOICE = "common_voice"  # the XLS-R post's hub id: load_dataset("common_voice", "tr", split="train+validation")
 
 # The XLS-R post's TrainingArguments (batches of 16 with 2 gradient-accumulation steps: 32 clips per update; no

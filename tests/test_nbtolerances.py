@@ -27,8 +27,8 @@ def test_the_table_lists_each_result_with_what_its_tolerance_was_set_from(tmp_pa
     record.write_text(json.dumps([{"notebook": "chapter.ipynb", "cell": "result", "channel": "stdout", "number": 0,
                                    "seen": [0.35, 0.41, 0.30], "largest_difference": 0.067}]), encoding="utf-8")
     text = nbtolerances.table(path, record)
-    assert "| held-out WER | 0.367 | 0.2 | 3 runs; largest difference 0.067 |" in text
-    assert "| held-out WER | 0.367 | 0.2 | not recorded |" in nbtolerances.table(path, tmp_path / "none.json")
+    assert "| held-out WER **0.367** after | 0.367 | 0.2 | 3 runs; largest difference 0.067 |" in text
+    assert "| held-out WER **0.367** after | 0.367 | 0.2 | not recorded |" in nbtolerances.table(path, tmp_path / "none.json")
 
 
 def test_check_fails_on_a_missing_or_stale_table(tmp_path):

@@ -45,9 +45,21 @@ def toleranced_results(notebook: dict) -> list[dict]:
             # the label: the text since the line's start or since the previous toleranced result on that line
             start = max(text.rfind("\n", 0, match.start()) + 1, previous_end.get(entry["channel"], 0))
             previous_end[entry["channel"]] = match.end()
+            line_end = text.find("\n", match.end())
+            following = text[match.end(): len(text) if line_end < 0 else line_end]
+            following = following[: next((m.start() for m in NUMBER_PATTERN.finditer(following)), len(following))]
             found.append({"cell": cell.get("id"), **entry, "stored": match.group(),
-                          "context": " ".join(text[start:match.start()].split()).strip(" |,;:")[-70:]})
+                          "context": label(text[start:match.start()], 60) + f" **{match.group()}** "
+                                     + " ".join(following.split())[:25].rstrip(" |,;:(")})
     return found
+
+
+def label(text: str, width: int = 70) -> str:
+    """The words before a result, at most ``width`` characters of them, cut at a word boundary."""
+    words = " ".join(text.split()).strip(" |,;:")
+    if len(words) > width:
+        words = words[-width:].split(" ", 1)[-1]
+    return words
 
 
 def set_from(row: dict | None) -> str:
@@ -61,7 +73,7 @@ def table(path: Path, record: Path = RECORD) -> str:
     notebook = json.loads(path.read_text(encoding="utf-8"))
     rows = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
     measured = {(r["cell"], r["channel"], r["number"]): r for r in rows if r["notebook"] == path.name}
-    lines = [BEGIN, "", "| result | stored value | accepted difference | set from |",
+    lines = [BEGIN, "", "| result, as printed | stored value | accepted difference | set from |",
              "|---|---:|---:|---|"]
     for result in toleranced_results(notebook):
         accepted = f"{result['tolerance']:g}% of the value" if result["relative"] else f"{result['tolerance']:g}"

@@ -254,8 +254,8 @@ def check_numbers(path: Path) -> list[Violation]:
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "markdown":
             continue
-        # Fenced code and display math may span blank lines: remove them before splitting into paragraphs.
-        text = DISPLAY_MATH.sub(" ", FENCED_CODE.sub(" ", cell_source(cell)))
+        # Fenced code, display math and the generated table span blank lines: remove them before splitting.
+        text = DISPLAY_MATH.sub(" ", FENCED_CODE.sub(" ", GENERATED_TABLE.sub(" ", cell_source(cell))))
         for paragraph in paragraphs(text):
             if cites_a_source(paragraph):
                 continue
