@@ -316,7 +316,7 @@ FROZEN_LAKE_SETTINGS = QLearningSettings(
     env_id="FrozenLake-v1", env_kwargs=(("map_name", "4x4"), ("is_slippery", False)), n_training_episodes=10_000,
     learning_rate=0.7, gamma=0.95, max_steps=99, max_epsilon=1.0, min_epsilon=0.05, decay_rate=0.0005,
     n_eval_episodes=100, eval_seed=0)
-# the course names Taxi-v3; Gymnasium 1.x replaced it with Taxi-v4, the same task
+# the course names Taxi-v3; recent Gymnasium releases offer Taxi-v4, the same task with its defaults
 TAXI_SETTINGS = QLearningSettings(
     env_id="Taxi-v4", env_kwargs=(), n_training_episodes=25_000, learning_rate=0.7, gamma=0.95, max_steps=99,
     max_epsilon=1.0, min_epsilon=0.05, decay_rate=0.005, n_eval_episodes=100, eval_seed=TAXI_EVAL_SEEDS)
