@@ -176,7 +176,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     save_file(tensors, str(partial), metadata=strings)
-    os.replace(partial, path)  # a run killed while saving leaves the previous checkpoint intact
+    os.replace(partial, path)  # a run killed while saving leaves no truncated checkpoint to resume from
     return path
 
 
@@ -324,7 +324,8 @@ def fit(
     distributed wrapper), so it may call the model's parts. ``batch_at(step)`` returns the batch of a step; under
     several processes each trains on an equal slice of it (rows ``tensor_split`` in process order) and a batch whose
     rows do not divide by the number of processes is refused. If ``checkpoint_dir`` holds a checkpoint, training
-    continues from it and ends with the same weights as an uninterrupted run. ``accelerator`` is an
+    continues from it and, on one process with deterministic kernels, ends with the same weights as an
+    uninterrupted run. ``accelerator`` is an
     ``accelerate.Accelerator`` (one with default settings if omitted).
     """
     from accelerate import Accelerator

@@ -48,6 +48,7 @@ def toleranced_results(notebook: dict) -> list[dict]:
             line_end = text.find("\n", match.end())
             following = text[match.end(): len(text) if line_end < 0 else line_end]
             following = following[: next((m.start() for m in NUMBER_PATTERN.finditer(following)), len(following))]
+            following = following[: min([following.find(mark) for mark in "|;," if mark in following] or [len(following)])]
             found.append({"cell": cell.get("id"), **entry, "stored": match.group(),
                           "context": label(text[start:match.start()], 60) + f" **{match.group()}** "
                                      + " ".join(following.split())[:25].rstrip(" |,;:(")})
