@@ -13,6 +13,7 @@ changed table, a different shape) still fails.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 
@@ -98,17 +99,24 @@ def _joined(text: str | list[str]) -> str:
     return "".join(text) if isinstance(text, list) else text
 
 
-def output_channels(outputs: list[dict]) -> list[tuple[str, dict, str]]:
-    """(channel, container, key) of every text in ``outputs``, in order (see the module's note on channels)."""
-    found, rich = [], 0
+def _channels_per_output(outputs: list[dict]) -> list[list[tuple[str, dict, str]]]:
+    """(channel, container, key) of every text in ``outputs``, one list per output (see the module's note)."""
+    groups, rich = [], 0
     for output in outputs:
         if output.get("output_type") == "stream":
-            found.append((output.get("name", "stdout"), output, "text"))
+            groups.append([(output.get("name", "stdout"), output, "text")])
         elif output.get("output_type") in ("display_data", "execute_result"):
             data = output.get("data") or {}
-            found += [(f"{rich} {key}", data, key) for key in TEXT_FIELDS if key in data]
+            groups.append([(f"{rich} {key}", data, key) for key in TEXT_FIELDS if key in data])
             rich += 1
-    return found
+        else:
+            groups.append([])
+    return groups
+
+
+def output_channels(outputs: list[dict]) -> list[tuple[str, dict, str]]:
+    """(channel, container, key) of every text in ``outputs``, in order."""
+    return [item for group in _channels_per_output(outputs) for item in group]
 
 
 def channel_texts(outputs: list[dict]) -> dict[str, str]:
@@ -125,9 +133,9 @@ def locate(outputs: list[dict], logged: list[dict]) -> list[dict]:
     previous one was found (a displayed table holds it once in every representation); one printed nowhere (used in
     a figure's title, say) gets no entry, so nothing about it is compared."""
     entries, cursor, numbers_seen = [], 0, {}
-    for output in outputs:
+    for group in _channels_per_output(outputs):
         found_up_to = cursor
-        for channel, container, key in output_channels_of(output, outputs):
+        for channel, container, key in group:
             position = cursor
             for match in NUMBER_PATTERN.finditer(_joined(container[key])):
                 index = numbers_seen.get(channel, 0)
@@ -139,11 +147,6 @@ def locate(outputs: list[dict], logged: list[dict]) -> list[dict]:
             found_up_to = max(found_up_to, position)
         cursor = found_up_to
     return entries
-
-
-def output_channels_of(output: dict, outputs: list[dict]) -> list[tuple[str, dict, str]]:
-    """``output_channels`` for one output of ``outputs`` (whose earlier outputs number its channel)."""
-    return [item for item in output_channels(outputs) if item[1] is output or item[1] is output.get("data")]
 
 
 def allowed_difference(stored: float, tolerance: float, relative: bool) -> float:
@@ -172,8 +175,6 @@ def compare_channel(stored: str, rerun: str, tolerated: dict[int, tuple[float, b
 def reconcile_with_metadata(rerun: list[dict], stored: list[dict], entries: list[dict]) -> tuple[list[dict], list[str]]:
     """``rerun`` (nbval's coalesced outputs, a copy is returned) with every toleranced number that is within its
     tolerance written as stored, provided its whole channel is; also why the others are not."""
-    import copy
-
     rerun = copy.deepcopy(rerun)
     stored_texts, rerun_texts = channel_texts(stored), channel_texts(rerun)
     by_channel: dict[str, dict[int, tuple[float, bool]]] = {}
