@@ -719,7 +719,8 @@ def stdlib_source_text(max_bytes: int | None = None) -> bytes:
 
 
 def byte_windows(text: bytes, length: int) -> torch.Tensor:
-    """Non-overlapping windows of ``length + 1`` bytes (input and shifted target), shape ``(N, length + 1)``."""
+    """Windows of ``length + 1`` bytes (input and shifted target) starting every ``length`` bytes, so neighbours share
+    one byte; shape ``(N, length + 1)``."""
     data = torch.frombuffer(bytearray(text), dtype=torch.uint8).long()
     count = (len(data) - 1) // length
     if count < 1:
