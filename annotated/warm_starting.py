@@ -372,8 +372,8 @@ def fine_tune(
     weight_decay: float = 0.01,
     accelerator=None,
 ):
-    """Warm-start ``variant`` from ``task.checkpoint`` and train it on the task with AdamW, linear warm-up and
-    linear decay, through ``annotated.utils.fit`` (resumable from ``checkpoint_dir``, keeping its last
+    """Warm-start ``variant`` from ``task.checkpoint`` and train it on the task with AdamW, a linear warm-up times
+    a linear decay, through ``annotated.utils.fit`` (resumable from ``checkpoint_dir``, keeping its last
     ``keep_last`` checkpoints; ``accelerator`` sets devices and mixed precision).
 
     Returns the model (in eval mode) and its ``TrainingHistory``."""
