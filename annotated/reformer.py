@@ -233,7 +233,7 @@ def combine_rounds(out: torch.Tensor, log_norm: torch.Tensor, rounds: int) -> to
 
 # %% notebooks/02_reformer.ipynb cell 28
 class LSHSelfAttention(nn.Module):
-    """Shared query-key attention restricted, by locality-sensitive hashing, to keys that land in the same bucket.
+    """Shared query-key attention over the keys that locality-sensitive hashing sorts next to each query.
 
     Tokens are sorted by (round, bucket, position), cut into chunks of ``chunk_length``, and each chunk attends to
     itself and ``chunks_before``/``chunks_after`` neighbours; a token attends to itself only if nothing else is
@@ -299,8 +299,9 @@ class LSHSelfAttention(nn.Module):
 class ChunkedFeedForward(nn.Module):
     """LayerNorm -> Linear -> dropout -> activation -> Linear -> dropout, applied ``chunk_size`` positions at a time.
 
-    Chunking changes only the peak memory: one ``(chunk_size, feed_forward_size)`` slice of the hidden activation
-    exists at a time. ``chunk_size=0`` means no chunking; a last chunk may be shorter.
+    Chunking changes only the memory, not the result: without gradients one ``(chunk_size, feed_forward_size)``
+    slice of the hidden activation exists at a time; under autograd every slice is kept for the backward pass (the
+    paper chunks the backward pass too, which this class does not). ``chunk_size=0`` means no chunking; a last chunk may be shorter.
     """
 
     def __init__(self, hidden_size: int, feed_forward_size: int, chunk_size: int = 0, activation: str = "relu",
@@ -718,7 +719,8 @@ def stdlib_source_text(max_bytes: int | None = None) -> bytes:
 
 
 def byte_windows(text: bytes, length: int) -> torch.Tensor:
-    """Non-overlapping windows of ``length + 1`` bytes (input and shifted target), shape ``(N, length + 1)``."""
+    """Windows of ``length + 1`` bytes (input and shifted target) starting every ``length`` bytes, so neighbours share
+    one byte; shape ``(N, length + 1)``."""
     data = torch.frombuffer(bytearray(text), dtype=torch.uint8).long()
     count = (len(data) - 1) // length
     if count < 1:
@@ -825,5 +827,6 @@ def crime_and_punishment_config() -> ReformerConfig:
 
 def full_training() -> LanguageModelTraining:
     """This book's choice for the full-scale run (the post gives no training recipe): one 524,288-byte window per
-    step, 6,000 steps (about six passes over the novel), peak learning rate 1e-3."""
+    step, 6,000 steps, peak learning rate 1e-3; a window holds close to half of the training text, so the run
+    reads that text a few thousand times over."""
     return LanguageModelTraining(batch_size=1, steps=6_000, learning_rate=1e-3)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
-from tools.tolerance import compare_channel, compare_within_tolerance, locate, toleranced_results
+from tools.tolerance import ambiguous, compare_channel, compare_within_tolerance, locate, toleranced_results
 
 
 def test_a_toleranced_number_may_move_within_its_tolerance():
@@ -188,6 +188,15 @@ def test_locate_finds_each_logged_result_in_order_in_every_representation():
               {"text": "0.5", "tolerance": 0.1, "relative": False}, {"text": "9.99", "tolerance": 1, "relative": False}]
     assert [(e["channel"], e["number"]) for e in locate(outputs, logged)] == [
         ("stdout", 0), ("0 text/plain", 0), ("0 text/html", 0), ("stdout", 3)]  # 9.99 was never printed
+
+
+def test_a_toleranced_text_printed_again_untoleranced_is_ambiguous():
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "unigram 4.58\npositions only 4.58\nReformer 3.15\n"}]
+    logged = [{"text": "4.58", "tolerance": 0.03, "relative": False}, {"text": "3.15", "tolerance": 0.2, "relative": False}]
+    entries = locate(outputs, logged)
+    assert len(ambiguous(outputs, entries)) == 1 and "'4.58'" in ambiguous(outputs, entries)[0]
+    both = locate(outputs, [logged[0], logged[0], logged[1]])  # both 4.58 toleranced: nothing to tell apart
+    assert ambiguous(outputs, both) == [] and ambiguous(outputs, locate(outputs, logged[1:])) == []
 
 
 def test_compare_channel_allows_only_the_listed_numbers_their_tolerance():

@@ -32,7 +32,7 @@ from tools.isa import METADATA_KEY, RECORD_KEY, execution_record, stored_capabil
 from tools.kernel_env import apply_kernel_env
 from tools.nbexport import chapter_notebooks, cell_source
 from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
-from tools.tolerance import TOLERANCE_LOG_ENV_VAR, locate
+from tools.tolerance import TOLERANCE_LOG_ENV_VAR, ambiguous, locate
 
 KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info", METADATA_KEY}
 KEPT_CELL_METADATA = {"tags", TOLERANCE_KEY}
@@ -102,6 +102,9 @@ def execute(path: Path) -> float:
                 logged, read = [json.loads(line) for line in lines[read:]], len(lines)
                 cell.metadata.pop(TOLERANCE_KEY, None)
                 entries = locate(cell.get("outputs", []), logged) if logged else []
+                twins = ambiguous(cell.get("outputs", []), entries)
+                if twins:
+                    raise ValueError(f"{path} cell {index}: a toleranced result's text is printed twice: {twins}")
                 if entries:
                     cell.metadata[TOLERANCE_KEY] = entries
     finally:

@@ -149,6 +149,23 @@ def locate(outputs: list[dict], logged: list[dict]) -> list[dict]:
     return entries
 
 
+def ambiguous(outputs: list[dict], entries: list[dict]) -> list[str]:
+    """The entries ``locate`` found whose text the same channel also prints as a number nothing tolerates: the log
+    gives a result's text, not its place, so which of the two is the trained result cannot be told (print the exact
+    one with other digits, or word the output so the texts differ)."""
+    tolerated = {(entry["channel"], entry["number"]) for entry in entries}
+    texts = channel_texts(outputs)
+    problems = []
+    for entry in entries:
+        numbers = [match.group() for match in NUMBER_PATTERN.finditer(texts[entry["channel"]])]
+        text = numbers[entry["number"]]
+        twins = [k for k, number in enumerate(numbers) if number == text and (entry["channel"], k) not in tolerated]
+        if twins:
+            problems.append(f"{text!r} ({entry['channel']}, number {entry['number']}) is also printed untoleranced "
+                            f"as number {twins[0]}")
+    return problems
+
+
 def allowed_difference(stored: float, tolerance: float, relative: bool) -> float:
     return abs(stored) * tolerance / 100 if relative else tolerance
 
