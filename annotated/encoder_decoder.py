@@ -858,7 +858,8 @@ def make_toy_corpus(num_train: int = 20_000, num_test: int = 300, held_out_fract
 
 # %% notebooks/03_encoder_decoder.ipynb cell 55
 class Vocabulary:
-    """Word-level token ids with BERT's special tokens: [PAD]=0, [UNK]=1, [CLS]=2 (start), [SEP]=3 (end)."""
+    """Word-level token ids with BERT's special tokens, numbered here (not BERT's ids): [PAD]=0, [UNK]=1, [CLS]=2 (start),
+    [SEP]=3 (end)."""
 
     specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
@@ -899,7 +900,7 @@ class Vocabulary:
 
 
 def detokenize(words: Sequence[str]) -> str:
-    """Words -> a sentence with its first letter capitalised (the corpus is lower-case except German nouns)."""
+    """Words -> a sentence with its first letter capitalised (the corpus is lower-case except German nouns and "I")."""
     text = " ".join(words)
     return text[:1].upper() + text[1:]
 
@@ -933,7 +934,7 @@ class Seq2SeqGenerator(Protocol):
 def penalize_repetitions(tokens: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL's repetition penalty (Keskar et al. 2019), as ``transformers``' ``repetition_penalty``: the score of every
     token already in ``tokens`` (N, t) is divided by ``penalty`` where positive and multiplied by it where negative,
-    so that ``penalty > 1`` always makes a seen token less likely. ``scores`` is (N, V); 1.0 changes nothing."""
+    so that ``penalty > 1`` lowers the score of every seen token (a score of zero stays). ``scores`` is (N, V); 1.0 changes nothing."""
     if not penalty > 0:
         raise ValueError(f"repetition_penalty must be > 0 (1.0 = no penalty), got {penalty}")
     if penalty == 1.0:
@@ -1089,8 +1090,8 @@ def beam_search(
     """Keep the ``num_beams`` most probable prefixes at every step; finished hypotheses compete on
     ``sum log p / generated_length ** length_penalty``.
 
-    ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False stops when no running beam can
-    beat the worst finished one at its current length; "never" (with a positive penalty) assumes beams could grow
+    ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False, once ``num_beams`` are finished, stops
+    when no running beam can beat the worst of them at its current length; "never" (with a positive penalty) assumes beams could grow
     to ``max_length``. These are the rules of ``transformers``' beam search, so both give the same sequences.
     A prompt ``decoder_input_ids`` (B, P) is continued; lengths in the penalty count generated tokens only.
     """
@@ -1199,7 +1200,7 @@ def sample(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Draw each next token from the model's distribution, sharpened by ``temperature`` and cut to the ``top_k``
+    """Draw each next token from the model's distribution, divided by ``temperature`` (sharper below 1, flatter above) and cut to the ``top_k``
     tokens and to the nucleus of mass ``top_p`` (in that order, after ``ban_tokens``' rules).
 
     Returns (B * num_return_sequences, T) tokens like ``greedy_search``, the draws of input ``b`` in rows

@@ -64,6 +64,25 @@ def test_every_chapter_expectation_has_a_measured_margin_that_holds():
     assert problems == []
 
 
+def test_the_record_lists_only_what_the_chapters_assert():
+    record = json.loads(margins.MARGINS_JSON.read_text()) if margins.MARGINS_JSON.is_file() else []
+    asserted = {(notebook, cell_id, what, comparison) for notebook, cell_id, what, comparison, _ in chapter_expectations()}
+    stale = [(row["notebook"], row["cell"], row["what"], row["comparison"]) for row in record
+             if (row["notebook"], row["cell"], row["what"], row["comparison"]) not in asserted]
+    assert stale == [], "rows for assertions no chapter makes (re-run tools.margins, --drop for removed ones)"
+
+
+def test_an_assertion_removed_after_the_runs_is_dropped_from_the_record(tmp_path):
+    run = tmp_path / "seed0"
+    run.mkdir()
+    calls = [{"id": "c1", "what": what, "value": 0.4, "comparison": "<", "bound": 0.5, "passed": True}
+             for what in ("loss", "removed")]
+    (run / "ch.json").write_text(json.dumps({"notebook": "ch.ipynb", "expectations": calls}))
+    assert [row["what"] for row in margins.measure([run], drop=["removed"])] == ["loss"]
+    with pytest.raises(ValueError, match="no run recorded"):
+        margins.measure([run], drop=["never asserted"])
+
+
 @pytest.mark.parametrize(("values", "bound", "holds"), [
     ([0.40, 0.41, 0.39], 0.5, True),      # 0.09 inside, sd 0.01: needs max(0.03, 0.025)
     ([0.40, 0.47, 0.39], 0.5, False),     # one run came within 0.03 of the bound

@@ -17,7 +17,9 @@ that holds with margin, or decide the finding in a committed multi-seed run that
 
 A bound loosened after the runs (``--weaken "what=bound"``) is judged on the same measured values: every run passed
 the stricter bound, so with the looser one each run would have computed exactly the same (``expect`` has no other
-effect than raising); tightening a bound needs new runs. Such a row keeps the bound it was measured with.
+effect than raising); tightening a bound needs new runs. Such a row keeps the bound it was measured with. An
+assertion removed from the chapter after the runs (``--drop what``, when no bound on the quantity keeps the margin)
+gets no row, so the record lists only what the chapters assert.
 
 ``--write`` replaces the records of the notebooks the given runs cover and keeps the others, so chapters can be
 measured one at a time. ``tests/test_margins.py`` fails when a chapter calls ``expect`` for a quantity that has no
@@ -104,11 +106,18 @@ def on_log_scale(collected: dict, whats: list[str]) -> dict:
     return result
 
 
-def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: list[str] | None = None) -> list[dict]:
+def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: list[str] | None = None,
+            drop: list[str] | None = None) -> list[dict]:
     """One row per assertion: where, what, the bound, the rule's verdict over the runs. ``weaken`` maps a ``what``
     to a looser bound than the runs were made with (refused if it is tighter); ``log10`` names assertions to judge on
-    a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names."""
-    rows, weaken, collected = [], dict(weaken or {}), on_log_scale(collect(runs), list(log10 or []))
+    a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names; ``drop`` names
+    assertions the chapter no longer makes, left out."""
+    collected = on_log_scale(collect(runs), list(log10 or []))
+    unknown = sorted(set(drop or []) - {key[2] for key in collected})
+    if unknown:
+        raise ValueError(f"--drop names assertions no run recorded: {unknown}")
+    collected = {key: entry for key, entry in collected.items() if key[2] not in set(drop or [])}
+    rows, weaken = [], dict(weaken or {})
     two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
                         sum(key[2] == what for key in collected) > 1})
     if two_sided:
@@ -168,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge WHAT against a looser bound than the runs were made with")
     parser.add_argument("--log10", action="append", default=[], metavar="WHAT",
                         help="judge the log10 of WHAT's values, as 'log10 of WHAT'")
+    parser.add_argument("--drop", action="append", default=[], metavar="WHAT",
+                        help="leave out WHAT, an assertion removed from the chapter after the runs")
     args = parser.parse_args(argv)
     weaken = {}
     for item in args.weaken:
@@ -175,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if not separator or not what:
             parser.error(f"--weaken takes WHAT=BOUND, got {item!r}")
         weaken[what] = float(bound)
-    rows = measure(args.runs, weaken, args.log10)
+    rows = measure(args.runs, weaken, args.log10, args.drop)
     print(markdown(rows))
     if args.write:
         write(rows)
