@@ -148,7 +148,13 @@ def warm_start(
             decoder_layer.self_attention_norm = encoder_layer.attention_norm
             decoder_layer.feed_forward = encoder_layer.feed_forward
             decoder_layer.output_norm = encoder_layer.output_norm
-        loaded += [f"decoder.{name}" for name in from_checkpoint]  # the same tensors as the encoder's
+        head = {o: t for o, t in from_checkpoint.items() if t.startswith("cls.")}
+        if head:  # the LM head is the decoder's own: copied from the checkpoint's MLM head, as for BERT2BERT
+            current = {decoder_names[o]: t for o, t in model.decoder.state_dict().items()}
+            _copy_weights(model.decoder, {**current, **{t: checkpoint.tensors[t] for t in head.values()}},
+                          decoder_names, f"{variant} decoder")
+            used |= set(head.values())
+        loaded += [f"decoder.{name}" for name in from_checkpoint]  # the rest: the same tensors as the encoder's
         new += [f"decoder.{name}" for name in decoder_names if name not in from_checkpoint]
     else:
         new += [f"decoder.{name}" for name in decoder_names]
@@ -372,8 +378,8 @@ def fine_tune(
     weight_decay: float = 0.01,
     accelerator=None,
 ):
-    """Warm-start ``variant`` from ``task.checkpoint`` and train it on the task with AdamW, linear warm-up and
-    linear decay, through ``annotated.utils.fit`` (resumable from ``checkpoint_dir``, keeping its last
+    """Warm-start ``variant`` from ``task.checkpoint`` and train it on the task with AdamW, a linear warm-up times
+    a linear decay, through ``annotated.utils.fit`` (resumable from ``checkpoint_dir``, keeping its last
     ``keep_last`` checkpoints; ``accelerator`` sets devices and mixed precision).
 
     Returns the model (in eval mode) and its ``TrainingHistory``."""
@@ -526,7 +532,7 @@ def pretrain_mlm(
 
     def loss_fn(m: BertForMaskedLM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, labels = batch
-        picked = labels != -100  # the head runs at the picked positions only: 15% of the cost
+        picked = labels != -100  # the head runs at the picked positions only: at most 15% of the cost
         hidden = m.encoder(inputs, (inputs != 0).long())[picked]
         logits = m.lm_head(hidden, m.encoder.embeddings.word_embeddings.weight)
         return F.cross_entropy(logits, labels[picked])
