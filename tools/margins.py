@@ -112,11 +112,11 @@ def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: lis
     to a looser bound than the runs were made with (refused if it is tighter); ``log10`` names assertions to judge on
     a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names; ``drop`` names
     assertions the chapter no longer makes, left out."""
-    collected = on_log_scale(collect(runs), list(log10 or []))
-    unknown = sorted(set(drop or []) - {key[2] for key in collected})
+    collected, dropped = on_log_scale(collect(runs), list(log10 or [])), set(drop or [])
+    unknown = sorted(dropped - {key[2] for key in collected})
     if unknown:
         raise ValueError(f"--drop names assertions no run recorded: {unknown}")
-    collected = {key: entry for key, entry in collected.items() if key[2] not in set(drop or [])}
+    collected = {key: entry for key, entry in collected.items() if key[2] not in dropped}
     rows, weaken = [], dict(weaken or {})
     two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
                         sum(key[2] == what for key in collected) > 1})
