@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from tools.nbexport import REPO_ROOT
-from tools.textcheck import (MAX_COLUMNS, WIDTH_CLEAN_CHAPTERS, check_html, check_html_page, check_machinery,
-                             check_numbers, check_vocabulary, check_width, main)
+from tools.textcheck import (
+    MAX_COLUMNS,
+    WIDTH_CLEAN_CHAPTERS,
+    check_html,
+    check_html_page,
+    check_machinery,
+    check_numbers,
+    check_vocabulary,
+    check_width,
+    main,
+)
+
 
 # Chapters whose text passes both checkers today; a chapter joins once its audit has fixed every violation
 # (results/text_audit.md lists what each chapter still has).

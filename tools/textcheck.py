@@ -75,6 +75,7 @@ from pathlib import Path
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
 
+
 # --- shared -----------------------------------------------------------------------------------------------------
 
 
