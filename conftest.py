@@ -6,6 +6,10 @@
   and re-run outputs are comparable.
 * With ``ANNOTATED_VALIDATE_ISA=1`` each notebook's kernel starts under an instruction set that notebook's stored
   outputs were not computed under (``tools/isa.py``, ``notebook_validation_env``); other tests run as the process does.
+* Under pytest-xdist (``tools/test.sh`` runs two workers) the workers share the machine's cores: each notebook
+  kernel, and the worker's own torch, gets cores // workers threads (at least one) instead of the two the outputs
+  were stored with. A thread count changes the order of floating-point sums as an instruction set does, so this is
+  a second portability check, not a weaker one.
 * With ``--nbval``, collecting no notebook is an error: a misconfigured run must not pass by testing nothing.
 * The time each notebook took is printed at the end and written to ``_build/notebook-times.md``.
 """
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -38,8 +43,19 @@ _process_isa_env: dict[str, str] = {}
 _native_capability = cache(native_capability)  # asked once per session: it starts a Python process
 
 
+def _threads_per_worker() -> int | None:
+    """The threads each pytest-xdist worker may use (None outside xdist or with a single worker)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     apply_kernel_env()
+    threads = _threads_per_worker()
+    if threads is not None:
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if "torch" in sys.modules:  # imported before this hook: the variables come too late for it
+            sys.modules["torch"].set_num_threads(threads)
     _process_isa_env.update({name: os.environ[name] for name in ISA_VARIABLES if name in os.environ})
 
 
