@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tools.isa import ISA_VARIABLES, PER_NOTEBOOK_SWITCH, native_capability, notebook_validation_env
-from tools.kernel_env import apply_kernel_env
+from tools.kernel_env import apply_kernel_env, kernel_threads
 from tools.nbexport import chapter_notebooks
 
 
@@ -43,19 +43,10 @@ _process_isa_env: dict[str, str] = {}
 _native_capability = cache(native_capability)  # asked once per session: it starts a Python process
 
 
-def _threads_per_worker() -> int | None:
-    """The threads each pytest-xdist worker may use (None outside xdist or with a single worker)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    apply_kernel_env()
-    threads = _threads_per_worker()
-    if threads is not None:
-        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        if "torch" in sys.modules:  # imported before this hook: the variables come too late for it
-            sys.modules["torch"].set_num_threads(threads)
+    apply_kernel_env()  # under pytest-xdist, with this worker's share of the cores as the thread count
+    if "torch" in sys.modules:  # imported before this hook: the variables come too late for it
+        sys.modules["torch"].set_num_threads(kernel_threads())
     _process_isa_env.update({name: os.environ[name] for name in ISA_VARIABLES if name in os.environ})
 
 
