@@ -28,6 +28,7 @@ from tools.isa import ISA_VARIABLES, PER_NOTEBOOK_SWITCH, native_capability, not
 from tools.kernel_env import apply_kernel_env, kernel_threads
 from tools.nbexport import chapter_notebooks
 
+
 # nbval compares every ``value ± tolerance`` within its tolerance (tools/tolerance.py), everything else exactly.
 pytest_plugins = ["tools.nbval_tolerance"]
 

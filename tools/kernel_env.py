@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 KERNEL_ENV: dict[str, str] = {

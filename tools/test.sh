@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 python -m tools.nbexport --check
+ruff check .   # pyflakes, bugbear and import order (pyproject.toml), generated modules included
 python -m tools.nbexec --check
 python -m pytest -n "${ANNOTATED_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg "$@"
 echo "tests passed; per-notebook times are in _build/notebook-times.md"
