@@ -255,6 +255,8 @@ def test_width_clean_chapter_pages_fail_on_a_wide_output_line(name):
     wide, page_name = "w" * (MAX_COLUMNS + 1), f"notebooks/{name}.html"
     assert check_html_page(page_name, output_page("narrow")) == []
     assert check_html_page(page_name, output_page("narrow", input_text=wide)) == []  # code wraps by the stylesheet
+    after_the_cell = f'<p>A shell line:</p><div class="highlight-bash"><div class="highlight"><pre>{wide}</pre></div></div>'
+    assert check_html_page(page_name, output_page("narrow").replace("</body>", after_the_cell + "</body>")) == []
     problems = check_html_page(page_name, output_page("narrow\n" + wide))
     assert len(problems) == 1 and f"{MAX_COLUMNS + 1} columns" in problems[0]
 

@@ -71,6 +71,7 @@ import sys
 import tokenize
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from html.parser import HTMLParser
 from pathlib import Path
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
@@ -454,14 +455,43 @@ def page_text(page_html: str) -> str:
     return html_lib.unescape(TAG.sub("", page_html))
 
 
-OUTPUT_BLOCK = re.compile(r'<div class="cell_output[^"]*">(.*?)(?=<div class="cell docutils|<div class="cell_input|'
-                          r'</main>|\Z)', re.DOTALL)
-PRE_BLOCK = re.compile(r"<pre[^>]*>(.*?)</pre>", re.DOTALL)
+class _OutputPreParser(HTMLParser):
+    """Collects the text of every <pre> inside a ``cell_output`` <div>, tracking <div> nesting to know where it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._div_depth = 0
+        self._output_depths: list[int] = []  # the div depth at which each open cell_output began
+        self._pre: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "div":
+            self._div_depth += 1
+            if "cell_output" in (dict(attrs).get("class") or "").split():
+                self._output_depths.append(self._div_depth)
+        elif tag == "pre" and self._output_depths:
+            self._pre = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre" and self._pre is not None:
+            self.texts.append("".join(self._pre))
+            self._pre = None
+        elif tag == "div":
+            if self._output_depths and self._output_depths[-1] == self._div_depth:
+                self._output_depths.pop()
+            self._div_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._pre is not None:
+            self._pre.append(data)
 
 
 def output_pre_texts(page_html: str) -> list[str]:
     """The preformatted texts in the cell outputs of a built page, as a reader sees them."""
-    return [page_text(pre) for block in OUTPUT_BLOCK.findall(page_html) for pre in PRE_BLOCK.findall(block)]
+    parser = _OutputPreParser()
+    parser.feed(page_html)
+    return parser.texts
 
 
 def check_html_page(name: str, page_html: str) -> list[str]:
