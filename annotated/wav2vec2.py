@@ -464,7 +464,8 @@ class ConvLayer(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """The convolutional feature encoder: raw audio (B, S) -> latent frames (B, T, C), T = S / 320 for the paper."""
+    """The convolutional feature encoder: raw audio (B, S) -> latent frames (B, T, C), T = floor((S - 400) / 320) + 1 for the paper's
+    layers (about S / 320)."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -569,7 +570,7 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """A transformer block; ``pre_norm=False`` is wav2vec 2.0 BASE's post-LN, ``True`` the "stable layer norm" of LARGE."""
+    """A transformer block; ``pre_norm=False`` is wav2vec 2.0 BASE's post-LN, ``True`` the "stable layer norm" of the LV-60 and XLS-R checkpoints."""
 
     def __init__(self, config: Wav2Vec2Config, pre_norm: bool) -> None:
         super().__init__()
@@ -623,7 +624,7 @@ def compute_time_mask(
     min_masks: int = 0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Boolean (B, T) mask of random spans of ``mask_length`` frames covering about ``mask_prob`` of each clip.
+    """Boolean (B, T) mask of random spans of ``mask_length`` frames covering at most about ``mask_prob`` of each clip.
 
     As in the paper's code (fairseq), ``mask_prob * T / mask_length`` span starts are drawn without replacement (rounded at random), so
     spans may overlap and the masked fraction is below ``mask_prob``; padded frames are never masked.
