@@ -218,7 +218,7 @@ class Block(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """Two ``Block``s with a residual connection; the time embedding sets the first block's scale and shift."""
+    """Two ``Block`` layers with a residual connection; the time embedding sets the first block's scale and shift."""
 
     def __init__(self, dim: int, dim_out: int, *, time_emb_dim: int | None = None, groups: int = 8):
         super().__init__()
