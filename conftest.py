@@ -6,6 +6,10 @@
   and re-run outputs are comparable.
 * With ``ANNOTATED_VALIDATE_ISA=1`` each notebook's kernel starts under an instruction set that notebook's stored
   outputs were not computed under (``tools/isa.py``, ``notebook_validation_env``); other tests run as the process does.
+* Under pytest-xdist (``tools/test.sh`` runs two workers) the workers share the machine's cores: each notebook
+  kernel, and the worker's own torch, gets cores // workers threads (at least one) instead of the two the outputs
+  were stored with. A thread count changes the order of floating-point sums as an instruction set does, so this is
+  a second portability check, not a weaker one.
 * With ``--nbval``, collecting no notebook is an error: a misconfigured run must not pass by testing nothing.
 * The time each notebook took is printed at the end and written to ``_build/notebook-times.md``.
 """
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -20,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from tools.isa import ISA_VARIABLES, PER_NOTEBOOK_SWITCH, native_capability, notebook_validation_env
-from tools.kernel_env import apply_kernel_env
+from tools.kernel_env import apply_kernel_env, kernel_threads
 from tools.nbexport import chapter_notebooks
+
 
 # nbval compares every ``value ± tolerance`` within its tolerance (tools/tolerance.py), everything else exactly.
 pytest_plugins = ["tools.nbval_tolerance"]
@@ -38,7 +44,9 @@ _native_capability = cache(native_capability)  # asked once per session: it star
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    apply_kernel_env()
+    apply_kernel_env()  # under pytest-xdist, with this worker's share of the cores as the thread count
+    if "torch" in sys.modules:  # imported before this hook: the variables come too late for it
+        sys.modules["torch"].set_num_threads(kernel_threads())
     _process_isa_env.update({name: os.environ[name] for name in ISA_VARIABLES if name in os.environ})
 
 

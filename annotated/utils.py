@@ -5,7 +5,7 @@
 """Tools used throughout"""
 
 
-__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'ResultsTable', 'results_table', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'TOLERANCE_LOG_ENV_VAR', 'with_tolerance', 'toleranced', 'EXPECT_LOG_ENV_VAR', 'COMPARISONS', 'expect']
+__all__ = ['seed_everything', 'get_device', 'SCALE_ENV_VAR', 'SCALES', 'Scale', 'T', 'current_scale', 'is_full_scale', 'by_scale', 'CHECKPOINT_PREFIX', 'CheckpointState', 'save_checkpoint', 'load_checkpoint', 'checkpoint_path', 'latest_checkpoint', 'TrainingHistory', 'random_batches', 'fit', 'image_grid', 'loss_curve', 'ResultsTable', 'results_table', 'OFFLINE_ENV_VARS', 'LoadedData', 'offline_requested', 'host_reachable', 'load_or_embedded', 'TEXT_SNAPSHOTS', 'text_snapshot_path', 'load_text_snapshot', 'ACTIVATION_NAMES', 'activation_fn', 'TOLERANCE_LOG_ENV_VAR', 'with_tolerance', 'EXPECT_LOG_ENV_VAR', 'COMPARISONS', 'expect']
 
 
 # %% notebooks/00_utils.ipynb cell 4
@@ -44,6 +44,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     if deterministic:
+        # deterministic cuBLAS needs this workspace setting, read at its first call (PyTorch's reproducibility notes)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -348,7 +349,7 @@ def fit(
         history = TrainingHistory(losses=state.losses, resumed_from=state.step)
     start = history.resumed_from or 0
     loss_of_model.train()
-    # tqdm's notebook bar ignores TQDM_DISABLE, which the book's executor sets (progress text is not a result)
+    # tqdm's notebook bar ignores the TQDM_DISABLE variable, so it is honoured here
     quiet = not progress or os.environ.get("TQDM_DISABLE", "").lower() in {"1", "true"}
     bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=description, disable=quiet)
     for step in bar:
@@ -441,7 +442,7 @@ def loss_curve(
     return figure
 
 
-# %% notebooks/00_utils.ipynb cell 32
+# %% notebooks/00_utils.ipynb cell 33
 class ResultsTable:
     """A Markdown table that displays as a table in a notebook and as its Markdown text anywhere else."""
 
@@ -483,7 +484,7 @@ def results_table(rows: Sequence[Mapping[str, Any]], align: str | None = None) -
     return ResultsTable("\n".join(lines))
 
 
-# %% notebooks/00_utils.ipynb cell 35
+# %% notebooks/00_utils.ipynb cell 36
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -545,7 +546,7 @@ def load_or_embedded(
         return LoadedData(embedded(), "embedded", f"real loader failed: {error!r}")
 
 
-# %% notebooks/00_utils.ipynb cell 39
+# %% notebooks/00_utils.ipynb cell 40
 TEXT_SNAPSHOTS = ("stdlib_source", "stdlib_docstrings")
 
 
@@ -575,7 +576,7 @@ def load_text_snapshot(name: str):
             datasets.enable_progress_bars()
 
 
-# %% notebooks/00_utils.ipynb cell 42
+# %% notebooks/00_utils.ipynb cell 43
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
@@ -620,7 +621,7 @@ def activation_fn(name: str, what: str = "activation") -> Callable[[torch.Tensor
     return _ACTIVATIONS[name]
 
 
-# %% notebooks/00_utils.ipynb cell 46
+# %% notebooks/00_utils.ipynb cell 48
 TOLERANCE_LOG_ENV_VAR = "ANNOTATED_TOLERANCE_LOG"
 
 
@@ -657,17 +658,7 @@ def with_tolerance(value: float, tolerance: float | str, digits: int = 2) -> str
     return text
 
 
-def toleranced(value: float, tolerance: float | str, digits: int = 2) -> str:
-    """``value`` as ``"3.12 ± 0.08"``: the older form of ``with_tolerance``, which prints the tolerance.
-
-    Chapters not yet moved to ``with_tolerance`` still use it; the tests accept each printed ``value ± tolerance``
-    within its tolerance.
-    """
-    size, relative = _checked_tolerance(tolerance, digits)
-    return f"{value:.{digits}f} ± {size:g}%" if relative else f"{value:.{digits}f} ± {size:.{digits}f}"
-
-
-# %% notebooks/00_utils.ipynb cell 50
+# %% notebooks/00_utils.ipynb cell 52
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,

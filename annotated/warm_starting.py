@@ -13,8 +13,8 @@ import importlib.util
 import json
 import random
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterable, Sequence
 
 import torch

@@ -1132,7 +1132,7 @@ def ctc_prefix_beam_search(
         following: dict[tuple[int, ...], list[float]] = {}
 
         def add(prefix: tuple[int, ...], index: int, value: float) -> None:
-            entry = following.setdefault(prefix, [-math.inf, -math.inf])
+            entry = following.setdefault(prefix, [-math.inf, -math.inf])  # noqa: B023 (called in this frame only)
             entry[index] = _logaddexp(entry[index], value)
 
         for prefix, (p_blank, p_other) in beams.items():

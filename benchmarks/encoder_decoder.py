@@ -19,9 +19,9 @@ import warnings
 
 import torch
 import transformers
+from bench_common import time_training
 
 from annotated.encoder_decoder import encoder_decoder_from_transformers, greedy_search
-from bench_common import time_training
 
 
 def build(hidden: int, layers: int, vocab: int) -> tuple[transformers.EncoderDecoderModel, torch.nn.Module]:

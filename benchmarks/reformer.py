@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "reformer.json"
 FULL_ATTENTION_CAP_GIB = 6.0  # full attention points predicted to need more are not run (and reported as such)

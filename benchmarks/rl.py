@@ -32,6 +32,7 @@ import torch
 
 from annotated.rl.deep import PPOConfig, evaluate_policy, train_ppo
 
+
 ENV_ID = "CartPole-v1"
 TARGET = 475.0
 

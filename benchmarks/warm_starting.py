@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import torch
 import transformers
+from bench_common import time_training
 
 from annotated.encoder_decoder import decoder_from_transformers, encoder_from_transformers
 from annotated.warm_starting import BertCheckpoint, load_bert_checkpoint, minilm_directory, warm_start
-from bench_common import time_training
 
 
 def main() -> None:

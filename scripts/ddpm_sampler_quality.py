@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from annotated.ddpm import DDPMConfig, GaussianDiffusion, Unet, linear_beta_schedule, train_ddpm
 from annotated.utils import seed_everything
 
+
 # the chapter's embedded configuration (notebooks/01_ddpm.ipynb, section 6), copied: the chapter defines it in a cell
 CHAPTER_CONFIG = DDPMConfig(image_size=8, dim=32, dim_mults=(1, 2), batch_size=64, steps=1000, learning_rate=2e-3,
                             timesteps=300, ema_decay=0.995, loss_type="l2", beta_start=1e-4 * 1000 / 300,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 VARIANTS = {"dqn": False, "double_dqn": True}  # file-name key -> double_q
 LABELS = {"dqn": "DQN", "double_dqn": "Double DQN"}
 STEPS, SEEDS = 50_000, list(range(10))

@@ -36,6 +36,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "annotated" / "data"
 MANIFEST = DATA / "corpora.json"

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 SETTINGS = ("lsh", "full", "local")
 # 200 steps, not the chapter's 500: on one CPU thread a full-attention step at 1,024 characters takes about four times
 # as long as an LSH step (1.5 s against 0.4 s measured), so 500 steps x 3 settings x 3 seeds would take about an hour;

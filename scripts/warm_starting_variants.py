@@ -49,6 +49,7 @@ from annotated.warm_starting import (
     split_by_module,
 )
 
+
 FULL = dict(source_length=32, target_length=16, num_layers=2, steps=800, batch_size=16, learning_rate=5e-4,
             warmup_steps=50, num_test=None, seeds=(0, 1, 2))
 CI = dict(source_length=16, target_length=8, num_layers=1, steps=4, batch_size=4, learning_rate=5e-4,

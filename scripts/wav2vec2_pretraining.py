@@ -29,6 +29,7 @@ from pathlib import Path
 
 import matplotlib
 
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,6 +52,7 @@ from annotated.wav2vec2 import (  # noqa: E402
     transcribe,
     word_error_rate,
 )
+
 
 FULL = dict(num_train=2000, num_test=100, labelled=100, pre_steps=4000, eval_at=[1000, 2000, 4000], ctc_steps=300,
             batch=32, pre_lr=1e-3, ctc_lrs=[5e-4, 2e-3], seeds=[1, 2])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import matplotlib
 
+
 matplotlib.use("Agg")
 import jiwer  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,6 +52,7 @@ from annotated.wav2vec2 import (  # noqa: E402
     word_error_rate,
 )
 from scripts.wav2vec2_pretraining import machine_description, warmup_then_linear  # noqa: E402
+
 
 FULL = dict(english_train=600, pre_steps=1500, pre_batch=16, pre_lr=1e-3, turkish_train=100, turkish_test=60,
             synthesis_rate=48_000, ctc_steps=300, batch=16, ctc_lrs=[5e-4, 2e-3], seeds=[0, 1, 2])

@@ -34,6 +34,7 @@ from torch import nn
 from annotated.reformer import LanguageModelTraining, ReformerConfig, ReformerLM, byte_windows, train_language_model
 from annotated.utils import fit, random_batches, seed_everything
 
+
 # audit events that change the file system; "open" counts only when it opens for writing
 _WRITE_EVENTS = ("open", "os.rename", "os.remove", "os.mkdir", "os.rmdir", "shutil.rmtree")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC

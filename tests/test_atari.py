@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+
 ale_py = pytest.importorskip("ale_py")
 gym.register_envs(ale_py)
 ENV_ID = "ALE/SpaceInvaders-v5"
@@ -60,7 +61,7 @@ def test_episodic_life_ends_where_gymnasiums_does():
     ours, reference = _pair(terminal_on_life_loss=True)
     assert np.array_equal(ours.reset(seed=5)[0], reference.reset(seed=5)[0])
     rng = np.random.default_rng(1)
-    for step in range(1_000):
+    for _ in range(1_000):
         action = int(rng.integers(ours.action_space.n))
         a, reward_a, terminated_a, truncated_a, _ = ours.step(action)
         b, reward_b, terminated_b, truncated_b, _ = reference.step(action)

@@ -35,6 +35,7 @@ from annotated.reformer import reformer_from_transformers
 from annotated.warm_starting import load_bert_checkpoint
 from annotated.wav2vec2 import compute_time_mask, feature_lengths, sample_negative_indices, wav2vec2_from_transformers
 
+
 ACTIVATIONS = sorted(ACT2CLS)  # every activation name transformers knows, so a new one is swept too
 
 # Fields of every transformers config that describe the checkpoint or the call, never the computation.

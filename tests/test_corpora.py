@@ -15,6 +15,7 @@ import pytest
 from annotated.utils import TEXT_SNAPSHOTS, load_text_snapshot, text_snapshot_path
 from scripts import make_corpora
 
+
 ROOT = Path(__file__).resolve().parent.parent
 # What reaches the running interpreter's own files: its paths (sysconfig, site, sys.prefix and friends) or a standard
 # module's file (``os.__file__``); ``annotated.__file__`` and a script's own ``__file__`` are the project's files.

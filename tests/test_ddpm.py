@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+
 # skipped, not failed, while the chapter is still in notebooks/drafts/ (the exporter writes the module only from notebooks/)
 ddpm = pytest.importorskip("annotated.ddpm")
 EMA, EMAUpdater, GaussianDiffusion, Unet = ddpm.EMA, ddpm.EMAUpdater, ddpm.GaussianDiffusion, ddpm.Unet

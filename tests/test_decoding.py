@@ -14,6 +14,7 @@ from annotated.encoder_decoder import (
     sample,
 )
 
+
 transformers = pytest.importorskip("transformers")
 
 # the same random BERT2BERT pair as the encoder-decoder parity tests
@@ -21,7 +22,7 @@ from tests.test_encoder_decoder import EOS, PAD, START, hf_pair  # noqa: E402,F4
 
 
 @pytest.fixture(scope="module")
-def pair(hf_pair):
+def pair(hf_pair):  # noqa: F811 (pytest injects the imported fixture by its name)
     return hf_pair
 
 

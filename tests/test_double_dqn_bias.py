@@ -13,6 +13,7 @@ from annotated.rl.deep import DQNConfig
 from scripts import double_dqn_bias as script
 from tests.json_compare import same_json
 
+
 COMMITTED = Path(__file__).resolve().parent.parent / "results" / "double_dqn"
 
 

@@ -27,6 +27,7 @@ from annotated.encoder_decoder import (
     top_p_filter,
 )
 
+
 transformers = pytest.importorskip("transformers")
 
 START, EOS, PAD = 2, 3, 0

@@ -9,6 +9,7 @@ import pytest
 
 from tools.nbexport import ExportError, build_package, check_package, public_names, write_package
 
+
 CHAPTER = [
     ("markdown", "# A chapter\n\nOne line of summary."),
     ("code", "#| default_exp chapter"),

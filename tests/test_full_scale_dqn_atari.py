@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+
 pytest.importorskip("ale_py")
 
 

@@ -12,11 +12,13 @@ import json
 
 import pytest
 
+
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("sacrebleu")
 
 from annotated.encoder_decoder import WMT16_FULL, translation_pairs  # noqa: E402
+
 
 # Helsinki-NLP/opus-mt-en-de's config.json (the fields that size the model)
 OPUS_MT_EN_DE = dict(d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,

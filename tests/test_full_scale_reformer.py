@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 
+
 HEADER = b"The Project Gutenberg eBook of Crime and Punishment\n\nTitle: Crime and Punishment\n\n"
 START, END = b"*** START OF THE PROJECT GUTENBERG EBOOK CRIME AND PUNISHMENT ***\n", b"*** END OF THE PROJECT GUTENBERG EBOOK ***\n"
 

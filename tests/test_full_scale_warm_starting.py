@@ -14,10 +14,12 @@ import json
 
 import pytest
 
+
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
 from annotated.warm_starting import CNN_DAILYMAIL_FULL, articles_and_highlights  # noqa: E402
+
 
 # bert-base-uncased's config.json
 BERT_BASE_UNCASED = dict(

@@ -15,10 +15,12 @@ import json
 import numpy as np
 import pytest
 
+
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
 from annotated.wav2vec2 import TIMIT_FULL, labelled_audio_from_dataset, load_timit  # noqa: E402
+
 
 # facebook/wav2vec2-base's config.json (the fields that shape or regularise the model)
 WAV2VEC2_BASE = dict(

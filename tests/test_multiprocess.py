@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 
 from tests.test_full_scale_reformer import novel_standin
 
+
 if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
     pytest.skip("torch.distributed with the gloo backend is not available: two CPU processes cannot train together",
                 allow_module_level=True)

@@ -10,6 +10,7 @@ import yaml
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
 
+
 CONFIG = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
 TOC = (REPO_ROOT / "_toc.yml").read_text()
 

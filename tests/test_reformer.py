@@ -20,6 +20,7 @@ from annotated.reformer import (
     reformer_from_transformers,
 )
 
+
 transformers = pytest.importorskip("transformers")
 
 VOCAB = 37

@@ -10,6 +10,7 @@ import torch
 from annotated.reformer import ReformerLM
 from scripts import reformer_attention_budget as script
 
+
 COMMITTED = Path(__file__).resolve().parent.parent / "results" / "reformer" / "attention_budget.json"
 
 

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 from tools.nbexport import REPO_ROOT
-from tools.textcheck import check_html, check_html_page, check_machinery, check_numbers, check_vocabulary, main
+from tools.textcheck import (
+    MAX_COLUMNS,
+    WIDTH_CLEAN_CHAPTERS,
+    check_html,
+    check_html_page,
+    check_machinery,
+    check_numbers,
+    check_vocabulary,
+    check_width,
+    main,
+)
+
 
 # Chapters whose text passes both checkers today; a chapter joins once its audit has fixed every violation
 # (results/text_audit.md lists what each chapter still has).
@@ -202,4 +213,59 @@ def test_machinery_fails_on_each_planted_fault(tmp_path, planted, complaint):
 @pytest.mark.parametrize("name", MACHINERY_CLEAN_CHAPTERS)
 def test_moved_chapter_shows_no_machinery(name):
     violations = check_machinery(REPO_ROOT / "notebooks" / f"{name}.ipynb")
+    assert not violations, "\n".join(map(str, violations))
+
+
+# --- width: output text that keeps its columns on the website (issue 32, item 5) -------------------------------
+
+
+def result(plain: str, **forms: str) -> dict:
+    """A code cell whose result has a plain-text form and, optionally, richer ones (``text_markdown=...``)."""
+    data = {"text/plain": plain} | {key.replace("_", "/", 1): value for key, value in forms.items()}
+    return {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "x",
+            "outputs": [{"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": data}]}
+
+
+def test_width_passes_narrow_text_tables_and_hidden_outputs(tmp_path):
+    wide = "x" * (MAX_COLUMNS + 1)
+    hidden = code("slider", printed=wide + "\n") | {"metadata": {"tags": ["remove-output"]}}
+    cells = good_cells() + [code("x", printed="x" * MAX_COLUMNS + "\n"), hidden,
+                            result(wide, text_markdown="| a | b |\n|---|---|\n| 1 | 2 |")]
+    assert check_width(write_notebook(tmp_path / "narrow.ipynb", cells)) == []
+
+
+@pytest.mark.parametrize("planted", [code("x", printed="short\n" + "y" * (MAX_COLUMNS + 1) + "\n"),
+                                     result("z" * (MAX_COLUMNS + 1))])
+def test_width_fails_on_a_wide_printed_or_plain_result_line(tmp_path, planted):
+    violations = check_width(write_notebook(tmp_path / "wide.ipynb", good_cells() + [planted]))
+    assert len(violations) == 1 and f"{MAX_COLUMNS + 1} columns" in violations[0].message, violations
+
+
+def output_page(output_text: str, input_text: str = "print(x)") -> str:
+    """A built chapter page as Jupyter Book lays out one cell: its input, then its output, each in a <pre>."""
+    cell = (f'<div class="cell docutils container"><div class="cell_input docutils container"><div class="highlight">'
+            f'<pre>{input_text}</pre></div></div><div class="cell_output docutils container"><div class="output stream '
+            f'highlight-myst-ansi notranslate"><div class="highlight"><pre><span></span>{output_text}</pre></div></div>'
+            f'</div></div>')
+    return GOOD_PAGE.replace("</body>", cell + "</body>")
+
+
+@pytest.mark.parametrize("name", WIDTH_CLEAN_CHAPTERS)
+def test_width_clean_chapter_pages_fail_on_a_wide_output_line(name):
+    wide, page_name = "w" * (MAX_COLUMNS + 1), f"notebooks/{name}.html"
+    assert check_html_page(page_name, output_page("narrow")) == []
+    assert check_html_page(page_name, output_page("narrow", input_text=wide)) == []  # code wraps by the stylesheet
+    after_the_cell = f'<p>A shell line:</p><div class="highlight-bash"><div class="highlight"><pre>{wide}</pre></div></div>'
+    assert check_html_page(page_name, output_page("narrow").replace("</body>", after_the_cell + "</body>")) == []
+    problems = check_html_page(page_name, output_page("narrow\n" + wide))
+    assert len(problems) == 1 and f"{MAX_COLUMNS + 1} columns" in problems[0]
+
+
+def test_width_is_not_asked_of_pages_outside_the_clean_chapters():
+    assert check_html_page("notebooks/not_a_chapter.html", output_page("w" * (MAX_COLUMNS + 1))) == []
+
+
+@pytest.mark.parametrize("name", WIDTH_CLEAN_CHAPTERS)
+def test_width_clean_chapter_fits(name):
+    violations = check_width(REPO_ROOT / "notebooks" / f"{name}.ipynb")
     assert not violations, "\n".join(map(str, violations))

@@ -60,14 +60,14 @@ def test_scale_switch(monkeypatch):
 
 
 class TiedModel(nn.Module):
-    """Dropout (random state matters) and a tied weight (shared storage in the state dict)."""
+    """Dropout (random state matters) and a tied weight: one parameter under two names in the state dict."""
 
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Linear(3, 8, bias=False)
         self.hidden = nn.Sequential(nn.ReLU(), nn.Dropout(0.2))
-        self.out = nn.Linear(8, 3, bias=False)
-        self.out.weight = nn.Parameter(self.embed.weight.T.contiguous())
+        self.tied = nn.Linear(3, 8, bias=False)
+        self.tied.weight = self.embed.weight
         self.head = nn.Linear(8, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +106,13 @@ def test_checkpoint_round_trip_restores_weights_optimizer_scheduler_and_rng(tmp_
         assert torch.equal(a, b)
     assert other_optimizer.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"] != 5.0
     assert other_scheduler.state_dict() == scheduler.state_dict()
+    assert other.tied.weight is other.embed.weight  # the tie survives loading
+
+
+def test_tied_weight_is_one_tensor_under_two_names():
+    model = TiedModel()
+    state = model.state_dict()
+    assert state["tied.weight"].data_ptr() == state["embed.weight"].data_ptr()
 
 
 def test_checkpoint_that_does_not_fit_names_the_tensor(tmp_path):
@@ -271,3 +278,16 @@ def test_results_table_aligns_numbers_right_and_refuses_ragged_rows():
         results_table([])
     with pytest.raises(ValueError, match="align"):
         results_table([{"x": "1"}], align="c")
+
+
+@pytest.mark.parametrize("name", utils.ACTIVATION_NAMES)
+def test_every_activation_name_computes_what_transformers_computes(name):
+    activations = pytest.importorskip("transformers.activations")
+    x = torch.linspace(-12, 12, 2_001, dtype=torch.float64)
+    torch.testing.assert_close(utils.activation_fn(name)(x), activations.ACT2FN[name](x), rtol=1e-12, atol=1e-12)
+
+
+def test_activations_with_learned_parameters_and_unknown_names_are_refused():
+    for name in ("prelu", "xielu", "no_such_activation"):
+        with pytest.raises(ValueError, match="not supported"):
+            utils.activation_fn(name, "hidden_act")

@@ -20,6 +20,7 @@ from annotated.warm_starting import (
     warm_start,
 )
 
+
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -14,7 +14,6 @@ from annotated.wav2vec2 import (
     CharTokenizer,
     NGramLM,
     Utterance,
-    Wav2Vec2Config,
     Wav2Vec2ForCTC,
     chunked_logits,
     compute_time_mask,
@@ -30,6 +29,7 @@ from annotated.wav2vec2 import (
     wav2vec2_from_transformers,
     word_error_rate,
 )
+
 
 VARIANTS = [("group", False, False), ("layer", True, True), ("layer", False, True)]
 

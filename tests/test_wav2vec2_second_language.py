@@ -19,6 +19,7 @@ from annotated.wav2vec2 import (
 )
 from scripts import wav2vec2_second_language as script
 
+
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "wav2vec2" / "second_language.json"
 
 

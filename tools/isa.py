@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tools.nbexport import chapter_notebooks
 
+
 METADATA_KEY = "annotated"
 RECORD_KEY = "outputs_computed_under"
 

@@ -36,6 +36,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MARGINS_JSON = REPO_ROOT / "results" / "portability" / "margins.json"
 MARGINS_MD = REPO_ROOT / "results" / "portability" / "margins.md"

@@ -30,9 +30,10 @@ from pathlib import Path
 
 from tools.isa import METADATA_KEY, RECORD_KEY, execution_record, stored_capability, torch_capability
 from tools.kernel_env import apply_kernel_env
-from tools.nbexport import chapter_notebooks, cell_source
+from tools.nbexport import cell_source, chapter_notebooks
 from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
 from tools.tolerance import TOLERANCE_LOG_ENV_VAR, ambiguous, locate
+
 
 KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info", METADATA_KEY}
 KEPT_CELL_METADATA = {"tags", TOLERANCE_KEY}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tools.nbexport import cell_source, chapter_notebooks
 
+
 MARKER_TAGS = {
     "NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
     "NBVAL_SKIP": "nbval-skip",

@@ -64,6 +64,7 @@ from tools.tolerance import METADATA_KEY as TOLERANCE_KEY
 from tools.tolerance import NUMBER_PATTERN as NUMBER
 from tools.tolerance import TOLERANCED, allowed_difference, channel_texts, toleranced_results
 
+
 EXPECT_LOG_ENV_VAR = "ANNOTATED_EXPECT_LOG"  # annotated.utils.EXPECT_LOG_ENV_VAR (the tools do not import torch)
 
 SEED_OFFSET_CELL = """\

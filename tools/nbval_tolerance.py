@@ -20,6 +20,7 @@ from nbval.plugin import IPyNbCell
 
 from tools.tolerance import METADATA_KEY, compare_within_tolerance, reconcile_with_metadata, toleranced_results
 
+
 TEXT_FIELDS = ("text/plain", "text/markdown", "text/html")
 
 

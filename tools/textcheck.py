@@ -49,9 +49,15 @@ an nbval marker comment (tags instead); and no output of the story (outside the 
 appendices) prints the machine: a line holding one of ``MACHINE_LINES`` (platform strings, GPU names, load, local
 paths, environment warnings).
 
+**width.** A text output the website shows as preformatted text (a stream, or a result with no Markdown, HTML or
+image form) keeps its columns only while its lines fit the page: no such line may be wider than ``MAX_COLUMNS``
+(100) characters. Cells whose output the website hides (tags ``remove-output``, ``remove-cell``) are exempt. A table
+of results belongs in ``annotated.utils.results_table``, which the website renders as a table.
+
 **html.** On every built chapter page (``notebooks/*.html``): no ipywidgets placeholder text (``interactive(
 children=``), no ``#| default_exp`` line, and the wrapping stylesheet ``_static/custom.css`` linked, so no code
-is cut off at the right edge.
+is cut off at the right edge; and on the pages of ``WIDTH_CLEAN_CHAPTERS`` (chapters join it as they pass
+``width``), no line of an output's preformatted text wider than ``MAX_COLUMNS``.
 """
 
 from __future__ import annotations
@@ -65,9 +71,11 @@ import sys
 import tokenize
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from html.parser import HTMLParser
 from pathlib import Path
 
 from tools.nbexport import REPO_ROOT, cell_source, chapter_notebooks
+
 
 # --- shared -----------------------------------------------------------------------------------------------------
 
@@ -398,6 +406,42 @@ def check_machinery(path: Path) -> list[Violation]:
     return violations
 
 
+# --- width ------------------------------------------------------------------------------------------------------
+
+MAX_COLUMNS = 100
+HIDDEN_OUTPUT_TAGS = frozenset({"remove-output", "remove-cell"})
+RICH_FORMS = ("text/markdown", "text/html", "image/png", "image/svg+xml", "image/jpeg")
+# The chapters whose outputs fit: their built pages are held to it too (``check_html``). Chapters join one at a time.
+WIDTH_CLEAN_CHAPTERS: tuple[str, ...] = ("00_utils",)
+
+
+def preformatted_texts(cell: dict) -> list[str]:
+    """The texts the website shows of a code cell as preformatted lines: streams, and plain results that have no
+    richer form (a result with Markdown, HTML or an image is shown in that form instead)."""
+    if HIDDEN_OUTPUT_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+        return []
+    texts = []
+    for output in cell.get("outputs", []):
+        data = output.get("data") or {}
+        if output.get("output_type") == "stream":
+            texts.append(output.get("text", ""))
+        elif "text/plain" in data and not any(form in data for form in RICH_FORMS):
+            texts.append(data["text/plain"])
+    return ["".join(text) if isinstance(text, list) else text for text in texts]
+
+
+def wide_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if len(line) > MAX_COLUMNS]
+
+
+def check_width(path: Path) -> list[Violation]:
+    """Every preformatted output line the website would wrap (wider than ``MAX_COLUMNS``)."""
+    where = shown(path)
+    return [Violation(where, index, f"an output line of {len(line)} columns (at most {MAX_COLUMNS}): {line[:60]}...")
+            for index, cell in enumerate(load_cells(path)) if cell.get("cell_type") == "code"
+            for text in preformatted_texts(cell) for line in wide_lines(text)]
+
+
 # --- html -------------------------------------------------------------------------------------------------------
 
 WRAP_STYLESHEET = "_static/custom.css"
@@ -411,8 +455,51 @@ def page_text(page_html: str) -> str:
     return html_lib.unescape(TAG.sub("", page_html))
 
 
+class _OutputPreParser(HTMLParser):
+    """Collects the text of every <pre> inside a ``cell_output`` <div>, tracking <div> nesting to know where it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self._div_depth = 0
+        self._output_depths: list[int] = []  # the div depth at which each open cell_output began
+        self._pre: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "div":
+            self._div_depth += 1
+            if "cell_output" in (dict(attrs).get("class") or "").split():
+                self._output_depths.append(self._div_depth)
+        elif tag == "pre" and self._output_depths:
+            self._pre = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre" and self._pre is not None:
+            self.texts.append("".join(self._pre))
+            self._pre = None
+        elif tag == "div":
+            if self._output_depths and self._output_depths[-1] == self._div_depth:
+                self._output_depths.pop()
+            self._div_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._pre is not None:
+            self._pre.append(data)
+
+
+def output_pre_texts(page_html: str) -> list[str]:
+    """The preformatted texts in the cell outputs of a built page, as a reader sees them."""
+    parser = _OutputPreParser()
+    parser.feed(page_html)
+    return parser.texts
+
+
 def check_html_page(name: str, page_html: str) -> list[str]:
     problems = []
+    if Path(name).stem in WIDTH_CLEAN_CHAPTERS:
+        for text in output_pre_texts(page_html):
+            problems += [f"{name}: an output line of {len(line)} columns (at most {MAX_COLUMNS}): {line[:60]}..."
+                         for line in wide_lines(text)]
     text = page_text(page_html)
     if WIDGET_TEXT in text:
         problems.append(f"{name}: shows widget text {WIDGET_TEXT!r} where a widget was (tag the cell remove-output)")
@@ -453,7 +540,8 @@ def audit_report(notebooks: list[Path], first: int = 5) -> str:
 
 # --- command line -----------------------------------------------------------------------------------------------
 
-NOTEBOOK_CHECKS = {"numbers": check_numbers, "vocabulary": check_vocabulary, "machinery": check_machinery}
+NOTEBOOK_CHECKS = {"numbers": check_numbers, "vocabulary": check_vocabulary, "machinery": check_machinery,
+                   "width": check_width}
 
 
 def main(argv: list[str] | None = None) -> int:

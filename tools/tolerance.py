@@ -17,6 +17,7 @@ import copy
 import re
 from dataclasses import dataclass
 
+
 NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
 TOLERANCED = re.compile(rf"(?P<value>{NUMBER})(?P<rest> ± (?P<tolerance>{NUMBER})(?P<percent>%?))")
 
@@ -208,6 +209,6 @@ def reconcile_with_metadata(rerun: list[dict], stored: list[dict], entries: list
         stored_numbers = iter(NUMBER_PATTERN.findall(stored_texts[channel]))
         for name, container, key in output_channels(rerun):
             if name == channel:
-                text = NUMBER_PATTERN.sub(lambda _: next(stored_numbers), _joined(container[key]))
+                text = NUMBER_PATTERN.sub(lambda _, numbers=stored_numbers: next(numbers), _joined(container[key]))
                 container[key] = text
     return rerun, problems

@@ -2,7 +2,8 @@
 
 """annotated.rl: ``tabular``, ``deep`` (their public names)."""
 
-from .tabular import *  # noqa: F403
 from .deep import *  # noqa: F403
+from .tabular import *  # noqa: F403
+
 
 __all__ = ['discounted_returns', 'table_shape', 'transition_arrays', 'policy_evaluation', 'value_iteration', 'monte_carlo_prediction', 'td0_prediction', 'initialize_q_table', 'greedy_policy', 'epsilon_greedy_policy', 'decayed_epsilon', 'QLearningHistory', 'train', 'evaluate_agent', 'QLearningSettings', 'TAXI_EVAL_SEEDS', 'FROZEN_LAKE_SETTINGS', 'TAXI_SETTINGS', 'ARROWS', 'q_table_figure', 'offscreen_rendering', 'rollout_frames', 'animate_frames', 'check_env', 'torch_threads', 'progress', 'mlp', 'make_vector_env', 'evaluate_policy', 'RLHistory', 'ReplayBuffer', 'linear_schedule', 'dqn_target', 'dqn_loss', 'DQNConfig', 'train_dqn', 'StartValues', 'start_values', 'normalized_returns', 'reinforce_loss', 'ReinforceConfig', 'reinforce', 'Agent', 'compute_gae', 'ppo_clip_loss', 'PPOConfig', 'Rollout', 'collect_rollout', 'rollout_batch', 'ppo_update', 'train_ppo', 'save_to_hub_layout', 'load_from_hub_layout', 'Episode', 'play_episodes', 'gradient_weights', 'episode_gradient', 'total_variance', 'episode_gradients', 'fit_value', 'area_resize', 'NoopReset', 'EpisodicLife', 'MaxAndSkip', 'ResizeFrame', 'ClipReward', 'FrameStack', 'make_atari_env', 'NatureQNetwork', 'LUNAR_LANDER_ID', 'LUNAR_LANDER_PASS_MARK', 'lunar_lander_config', 'ATARI_ID', 'atari_dqn_config']

@@ -28,7 +28,14 @@ from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
 from annotated.rl.tabular import discounted_returns
-from annotated.utils import CheckpointState, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from annotated.utils import (
+    CheckpointState,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 6
@@ -339,7 +346,9 @@ def _train_dqn(
 
 
 def train_dqn(
-    env_id: str, config: DQNConfig = DQNConfig(), on_eval: Callable[[int, nn.Module], None] | None = None, *,
+    env_id: str,
+    config: DQNConfig = DQNConfig(),  # noqa: B008 (a configuration is only read, never changed)
+    on_eval: Callable[[int, nn.Module], None] | None = None, *,
     make_env: Callable[[], gym.Env] | None = None, make_eval_env: Callable[[], gym.Env] | None = None,
     q_network: nn.Module | None = None, device: str | torch.device = "cpu",
     checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
@@ -443,7 +452,9 @@ class ReinforceConfig:
     num_threads: int | None = 1
 
 
-def reinforce(env_id: str, config: ReinforceConfig = ReinforceConfig()) -> tuple[nn.Module, RLHistory]:
+def reinforce(
+    env_id: str, config: ReinforceConfig = ReinforceConfig()  # noqa: B008 (a configuration is only read)
+) -> tuple[nn.Module, RLHistory]:
     """Monte Carlo policy gradient: play one episode with the stochastic policy, then ascend ``sum_t G_t grad log pi``
     with normalised discounted returns. Returns the policy network (logits) and its history (greedy evaluations
     every ``eval_every`` episodes; training stops at the first one reaching ``target_return``, if set)."""
@@ -740,7 +751,9 @@ def _train_ppo(env_id: str, config: PPOConfig, checkpoint_dir: str | Path | None
 
 # %% notebooks/07_policy_gradients_ppo.ipynb cell 60
 def train_ppo(
-    env_id: str, config: PPOConfig = PPOConfig(), *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0
+    env_id: str,
+    config: PPOConfig = PPOConfig(),  # noqa: B008 (a configuration is only read, never changed)
+    *, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0,
 ) -> tuple[Agent, RLHistory]:
     """Proximal policy optimisation (clipped objective, GAE, value loss, entropy bonus) on ``num_envs`` vectorised
     environments. With ``config.algorithm == "a2c"`` the same loop performs A2C instead: one gradient step per

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "results" / "full_scale"
 

@@ -14,13 +14,13 @@ which take minutes on a CPU).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 
 from annotated.ddpm import FASHION_MNIST_HUB_ID, full_config, held_out_loss, load_fashion_mnist, train_ddpm
 from annotated.utils import image_grid
 from scripts.full_scale import common
+
 
 CHAPTER = "ddpm"
 

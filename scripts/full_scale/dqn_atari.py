@@ -21,6 +21,7 @@ import os
 from annotated.rl.deep import ATARI_ID, NatureQNetwork, atari_dqn_config, evaluate_policy, make_atari_env, train_dqn
 from scripts.full_scale import common
 
+
 CHAPTER = "dqn_atari"
 
 

@@ -15,6 +15,7 @@ import dataclasses
 from annotated.encoder_decoder import WMT16_FULL, load_translation_data, train_translation
 from scripts.full_scale import common
 
+
 CHAPTER = "encoder_decoder"
 SMOKE_TRAIN, SMOKE_TEST, SMOKE_STEPS, SMOKE_BATCH = 8, 2, 2, 2
 SMOKE_SETTINGS = dict(max_new_tokens=8, vocab_size=300)

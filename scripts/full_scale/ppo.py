@@ -18,6 +18,7 @@ import os
 from annotated.rl.deep import LUNAR_LANDER_ID, LUNAR_LANDER_PASS_MARK, evaluate_policy, lunar_lander_config, train_ppo
 from scripts.full_scale import common
 
+
 CHAPTER = "ppo"
 
 

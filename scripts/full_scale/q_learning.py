@@ -16,13 +16,20 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from annotated.rl.tabular import (FROZEN_LAKE_SETTINGS, TAXI_SETTINGS, evaluate_agent, initialize_q_table, table_shape,
-                                  train, value_iteration)
+from annotated.rl.tabular import (
+    FROZEN_LAKE_SETTINGS,
+    TAXI_SETTINGS,
+    evaluate_agent,
+    initialize_q_table,
+    table_shape,
+    train,
+    value_iteration,
+)
 from scripts.full_scale import common
+
 
 CHAPTER = "q_learning"
 

@@ -19,11 +19,21 @@ from pathlib import Path
 
 import torch
 
-from annotated.reformer import (CRIME_AND_PUNISHMENT_URL, FULL_EVAL_LENGTH, ReformerLM, bits_per_byte, byte_windows,
-                                crime_and_punishment_config, full_training, load_crime_and_punishment,
-                                train_language_model, unigram_bits)
+from annotated.reformer import (
+    CRIME_AND_PUNISHMENT_URL,
+    FULL_EVAL_LENGTH,
+    ReformerLM,
+    bits_per_byte,
+    byte_windows,
+    crime_and_punishment_config,
+    full_training,
+    load_crime_and_punishment,
+    train_language_model,
+    unigram_bits,
+)
 from annotated.utils import seed_everything
 from scripts.full_scale import common
+
 
 CHAPTER = "reformer"
 

@@ -15,6 +15,7 @@ import dataclasses
 from annotated.warm_starting import CNN_DAILYMAIL_FULL, finetune_bert2bert, load_cnn_dailymail
 from scripts.full_scale import common
 
+
 CHAPTER = "warm_starting"
 SMOKE_TRAIN, SMOKE_TEST, SMOKE_STEPS, SMOKE_BATCH = 4, 1, 2, 2
 SMOKE_SUMMARY_LENGTHS = dict(min_length=4, max_length=12)

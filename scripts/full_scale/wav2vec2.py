@@ -14,6 +14,7 @@ import dataclasses
 from annotated.wav2vec2 import TIMIT_FULL, LabelledAudio, finetune_on_timit, load_timit
 from scripts.full_scale import common
 
+
 CHAPTER = "wav2vec2"
 SMOKE_TRAIN, SMOKE_TEST, SMOKE_STEPS, SMOKE_BATCH = 4, 2, 2, 2
 TIMIT_REMEDY = (f"pass --data-dir with a local copy of TIMIT (its licence keeps it off the hub), or --dataset parquet "

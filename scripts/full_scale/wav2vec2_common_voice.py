@@ -16,6 +16,7 @@ from annotated.wav2vec2 import COMMON_VOICE_TR, load_common_voice
 from scripts.full_scale import common
 from scripts.full_scale.wav2vec2 import finetune_and_report
 
+
 CHAPTER = "wav2vec2_common_voice"
 SMOKE_TRAIN, SMOKE_TEST = 4, 2  # clips; steps and batch of a smoke run are the TIMIT command's
 
