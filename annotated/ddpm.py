@@ -218,7 +218,7 @@ class Block(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """Two ``Block``s with a residual connection; the time embedding sets the first block's scale and shift."""
+    """Two ``Block`` layers with a residual connection; the time embedding sets the first block's scale and shift."""
 
     def __init__(self, dim: int, dim_out: int, *, time_emb_dim: int | None = None, groups: int = 8):
         super().__init__()
@@ -559,7 +559,7 @@ class DDPMConfig:
     """Everything one DDPM training run depends on: data size, U-Net, schedule, loss and optimiser.
 
     ``lr_schedule`` is ``"constant"`` (the post) or ``"warmup_cosine"`` (5% linear warm-up, then a cosine to 0);
-    ``horizontal_flip`` mirrors a random half of every batch (the post's augmentation); the EMA of the weights is
+    ``horizontal_flip`` mirrors each image left-right with probability 1/2 (the post's augmentation); the EMA of the weights is
     this book's addition (the post samples from the last weights).
     """
 

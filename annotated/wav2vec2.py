@@ -464,7 +464,8 @@ class ConvLayer(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """The convolutional feature encoder: raw audio (B, S) -> latent frames (B, T, C), T = S / 320 for the paper."""
+    """The convolutional feature encoder: raw audio (B, S) -> latent frames (B, T, C), T = floor((S - 400) / 320) + 1 for the paper's
+    layers (about S / 320)."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -569,7 +570,7 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """A transformer block; ``pre_norm=False`` is wav2vec 2.0 BASE's post-LN, ``True`` the "stable layer norm" of LARGE."""
+    """A transformer block; ``pre_norm=False`` is wav2vec 2.0 BASE's post-LN, ``True`` the "stable layer norm" of the LV-60 and XLS-R checkpoints."""
 
     def __init__(self, config: Wav2Vec2Config, pre_norm: bool) -> None:
         super().__init__()
@@ -623,9 +624,9 @@ def compute_time_mask(
     min_masks: int = 0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Boolean (B, T) mask of random spans of ``mask_length`` frames covering about ``mask_prob`` of each clip.
+    """Boolean (B, T) mask of random spans of ``mask_length`` frames covering at most about ``mask_prob`` of each clip.
 
-    As in the paper, ``mask_prob * T / mask_length`` span starts are drawn without replacement (rounded at random), so
+    As in the paper's code (fairseq), ``mask_prob * T / mask_length`` span starts are drawn without replacement (rounded at random), so
     spans may overlap and the masked fraction is below ``mask_prob``; padded frames are never masked.
     """
     if not 0 <= mask_prob <= 1:
@@ -712,7 +713,7 @@ class GumbelVectorQuantizer(nn.Module):
             torch.rand(1, self.num_groups * self.num_vars, config.codevector_dim // self.num_groups)
         )
         self.weight_proj = nn.Linear(config.conv_dim[-1], self.num_groups * self.num_vars)
-        # large initial logits, so that the first codes depend on the input more than on the Gumbel noise
+        # unit-variance weights, as in the reference implementation (see the text above)
         nn.init.normal_(self.weight_proj.weight, mean=0.0, std=1.0)
         nn.init.zeros_(self.weight_proj.bias)
         self.temperature = 2.0
@@ -1103,8 +1104,8 @@ def ctc_prefix_beam_search(
     """The most probable transcript of one clip's (T, V) CTC log-probabilities, scored with a word LM.
 
     A prefix keeps two probabilities, ending in a blank or not, so that "aa" (a blank between) and "a" (one character
-    held over two frames) are told apart. Each completed word multiplies the score by ``P_lm(word | history)^alpha`` and
-    adds a bonus ``beta`` (against the LM's preference for short outputs). Only the ``top_k`` characters of a frame are
+    held over two frames) are told apart. Each completed word adds ``alpha * log P_lm(word | history)`` and a
+    bonus ``beta`` to the log score (the bonus counters the LM's preference for short outputs). Only the ``top_k`` characters of a frame are
     tried. A word boundary at the start or after another one adds no empty word, and prefixes that spell the same
     text (``a`` and ``a|``) are summed before the best is picked. Without an LM this is plain CTC prefix beam search.
     """
@@ -1274,7 +1275,7 @@ TURKISH_VOICES = dict(train_voices=("tr+m1", "tr+f2", "tr+m3", "tr+f3", "tr+m4",
 
 # %% notebooks/05_wav2vec2.ipynb cell 87
 SPECIAL_CHARACTERS = ",?.!-;:\"“”‘’'%�"  # no sound of their own: removed from transcripts
-UNHATTED = {"â": "a", "î": "i", "û": "u"}  # circumflexed vowels, out of use in today's Turkish spelling
+UNHATTED = {"â": "a", "î": "i", "û": "u"}  # circumflexed vowels, rare in Turkish spelling: the post drops them
 
 
 def lower_case(text: str, language: str) -> str:

@@ -173,3 +173,15 @@ def test_a_ratio_spread_over_a_factor_is_judged_on_a_log_scale(tmp_path):
     assert row["what"] == "log10 of variance ratio" and row["bound"] == pytest.approx(0.30103) and row["holds"]
     with pytest.raises(ValueError, match="no run recorded"):
         margins.measure([run], log10=["other"])
+
+
+def test_drop_in_one_cell_keeps_the_same_assertion_elsewhere(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    calls = [{"id": cell, "what": "accuracy", "value": 0.98, "comparison": ">", "bound": 0.9, "passed": True}
+             for cell in ("judge", "sweep")]
+    (run / "x.json").write_text(json.dumps({"notebook": "x.ipynb", "raised": [], "expectations": calls}))
+    rows = margins.measure([run], drop=["sweep:accuracy"])
+    assert [(row["cell"], row["what"]) for row in rows] == [("judge", "accuracy")]
+    with pytest.raises(ValueError, match="no run recorded"):
+        margins.measure([run], drop=["elsewhere:accuracy"])

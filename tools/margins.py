@@ -114,10 +114,11 @@ def measure(runs: list[Path], weaken: dict[str, float] | None = None, log10: lis
     a log scale (``on_log_scale``), which ``weaken`` may then loosen under their new names; ``drop`` names
     assertions the chapter no longer makes, left out."""
     collected, dropped = on_log_scale(collect(runs), list(log10 or [])), set(drop or [])
-    unknown = sorted(dropped - {key[2] for key in collected})
+    unknown = sorted(dropped - {key[2] for key in collected} - {f"{key[1]}:{key[2]}" for key in collected})
     if unknown:
         raise ValueError(f"--drop names assertions no run recorded: {unknown}")
-    collected = {key: entry for key, entry in collected.items() if key[2] not in dropped}
+    collected = {key: entry for key, entry in collected.items()
+                 if key[2] not in dropped and f"{key[1]}:{key[2]}" not in dropped}
     rows, weaken = [], dict(weaken or {})
     two_sided = sorted({what for (_, _, what, _) in collected if what in weaken and
                         sum(key[2] == what for key in collected) > 1})
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log10", action="append", default=[], metavar="WHAT",
                         help="judge the log10 of WHAT's values, as 'log10 of WHAT'")
     parser.add_argument("--drop", action="append", default=[], metavar="WHAT",
-                        help="leave out WHAT, an assertion removed from the chapter after the runs")
+                        help="leave out WHAT, an assertion removed from the chapter after the runs (CELL_ID:WHAT: "
+                             "only where cell CELL_ID recorded it, e.g. a call a sampling sweep re-ran there)")
     args = parser.parse_args(argv)
     weaken = {}
     for item in args.weaken:

@@ -129,7 +129,8 @@ SAMPLING_SWEEPS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "DDIM50 confident/real: reports['trained (EMA), DDIM 50']['confident'] / real['confident']",
         "worst imbalance: max(reports[n]['imbalance'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50'])",
         "worst MMD/noise: max(reports[n]['mmd'] for n in ['trained (EMA), DDPM 300', 'trained (EMA), DDIM 100', 'trained (EMA), DDIM 50']) / noise_report['mmd']",
-        "untrained fails: len(failed)"))],
+        "untrained confident/real: untrained_report['confident'] / real['confident']",
+        "untrained MMD/noise: untrained_report['mmd'] / noise_report['mmd']"))],
     "02_reformer.ipynb": [(("fa2d935c",), ("printable_share", "code_shaped_share"))],
     "05_wav2vec2.ipynb": [(("47299793",), ("masked_share",))],
     "03_encoder_decoder.ipynb": [

@@ -33,16 +33,43 @@ TABLE_BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 RECORD = REPO_ROOT / "results" / "portability" / "tolerances.json"
 
 
+def table_label(text: str, start: int) -> str | None:
+    """For a number at ``start`` inside a Markdown table row: "<the row's first cell>, <its column's header>"."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start: len(text) if line_end < 0 else line_end]
+    above = text[:line_start].splitlines()
+    rule = next((i for i in range(len(above) - 1, 0, -1) if above[i].startswith("|---")), None)
+    if not line.startswith("|") or rule is None:
+        return None
+    headers = [cell.strip() for cell in above[rule - 1].strip("|").split("|")]
+    column = text[line_start:start].count("|") - 1
+    return f"{line.strip('|').split('|')[0].strip()}, {headers[column] if column < len(headers) else ''}"
+
+
+def shown_once(entries: list[dict]) -> list[dict]:
+    """The entries of a displayed result in one of its forms only (it holds each number once per form): the plain
+    text where there is one."""
+    plain = {entry["channel"].split(" ")[0] for entry in entries if entry["channel"].endswith(" text/plain")}
+    return [entry for entry in entries
+            if entry["channel"].endswith(" text/plain") or entry["channel"].split(" ")[0] not in plain]
+
+
 def toleranced_results(notebook: dict) -> list[dict]:
     """(cell id, channel, number, the text before it, the stored value, tolerance, relative) per toleranced result."""
     found = []
     for cell in notebook["cells"]:
-        entries = cell.get("metadata", {}).get(METADATA_KEY, [])
+        entries = shown_once(cell.get("metadata", {}).get(METADATA_KEY, []))
         texts = channel_texts(cell.get("outputs", [])) if entries else {}
         previous_end: dict[str, int] = {}
         for entry in sorted(entries, key=lambda e: (e["channel"], e["number"])):
             text = texts.get(entry["channel"], "")
             match = list(NUMBER_PATTERN.finditer(text))[entry["number"]]
+            in_table = table_label(text, match.start())
+            if in_table is not None:
+                found.append({"cell": cell.get("id"), **entry, "stored": match.group(),
+                              "context": f"{in_table} **{match.group()}**"})
+                continue
             # the label: the text since the line's start or since the previous toleranced result on that line
             start = max(text.rfind("\n", 0, match.start()) + 1, previous_end.get(entry["channel"], 0))
             previous_end[entry["channel"]] = match.end()

@@ -412,7 +412,7 @@ MAX_COLUMNS = 100
 HIDDEN_OUTPUT_TAGS = frozenset({"remove-output", "remove-cell"})
 RICH_FORMS = ("text/markdown", "text/html", "image/png", "image/svg+xml", "image/jpeg")
 # The chapters whose outputs fit: their built pages are held to it too (``check_html``). Chapters join one at a time.
-WIDTH_CLEAN_CHAPTERS: tuple[str, ...] = ("00_utils",)
+WIDTH_CLEAN_CHAPTERS: tuple[str, ...] = ("00_utils", "02_reformer", "04_warm_starting", "05_wav2vec2", "06_q_learning")
 
 
 def preformatted_texts(cell: dict) -> list[str]:

@@ -195,7 +195,8 @@ def decayed_epsilon(episode: int, min_epsilon: float, max_epsilon: float, decay_
 # %% notebooks/06_q_learning.ipynb cell 25
 @dataclass
 class QLearningHistory:
-    """What ``train`` records: the reward and epsilon of every episode and copies of the table at chosen episodes."""
+    """What ``train`` records: the reward and epsilon of every episode and copies of the table, keyed by the number of
+    episodes done (0: before training)."""
 
     snapshot_every: int = 0
     episode_rewards: list[float] = field(default_factory=list)
@@ -221,8 +222,9 @@ def train(
 
     The environment is reset with ``seed`` before the first episode and then continues its own random stream; the
     exploration uses ``np.random.default_rng(seed)``. ``Qtable`` is updated in place and returned. If ``history`` is
-    given, every episode's reward and epsilon are appended to it, and a copy of the table is stored every
-    ``history.snapshot_every`` episodes (and after the last one). ``progress`` shows a tqdm bar over the episodes
+    given, every episode's reward and epsilon are appended to it, and a copy of the table is stored before the
+    first episode and after every ``history.snapshot_every`` episodes (and after the last one), keyed by the number
+    of episodes done. ``progress`` shows a tqdm bar over the episodes
     (unless ``TQDM_DISABLE`` is set).
     """
     n_states, n_actions = table_shape(env)
@@ -232,6 +234,8 @@ def train(
         raise ValueError(f"need 0 < learning_rate <= 1 and 0 <= gamma <= 1, got {learning_rate} and {gamma}")
     rng = np.random.default_rng(seed)
     quiet = not progress or os.environ.get("TQDM_DISABLE", "").lower() in {"1", "true"}
+    if history is not None and history.snapshot_every:
+        history.snapshots[0] = Qtable.copy()
     for episode in tqdm(range(n_training_episodes), desc="Q-learning", disable=quiet, mininterval=1.0):
         epsilon = decayed_epsilon(episode, min_epsilon, max_epsilon, decay_rate)
         state, _ = env.reset(seed=seed if episode == 0 else None)
@@ -248,9 +252,9 @@ def train(
         if history is not None:
             history.episode_rewards.append(total_reward)
             history.epsilons.append(epsilon)
-            last = episode == n_training_episodes - 1
-            if (history.snapshot_every and episode % history.snapshot_every == 0) or last:
-                history.snapshots[episode + 1 if last else episode] = Qtable.copy()
+            done = episode + 1
+            if (history.snapshot_every and done % history.snapshot_every == 0) or done == n_training_episodes:
+                history.snapshots[done] = Qtable.copy()
     return Qtable
 
 
