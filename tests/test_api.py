@@ -76,7 +76,7 @@ def test_every_module_has_an_api_page_in_the_book():
         page = name.removeprefix("annotated.").replace(".", "_")
         assert page in listed, f"{name} has no page book/api/{page}.md in _toc.yml"
         text = (REPO_ROOT / "book" / "api" / f"{page}.md").read_text(encoding="utf-8")
-        assert f"```{{automodule}} {name}\n" in text, f"book/api/{page}.md does not document {name}"
+        assert f".. automodule:: {name}\n" in text, f"book/api/{page}.md does not document {name}"
 
 
 def _toc_files(node: object) -> list[str]:
