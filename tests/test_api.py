@@ -9,8 +9,10 @@ import pkgutil
 import types
 
 import pytest
+import yaml
 
 import annotated
+from tools.nbexport import REPO_ROOT
 
 
 def package_modules() -> list[str]:
@@ -65,3 +67,22 @@ def test_a_public_function_without_a_docstring_is_found():
         documented, silent, Settings, Child, 3)
     module.__all__ = ["documented", "silent", "Settings", "Child", "CONSTANT"]
     assert undocumented(module) == ["silent", "Settings", "Child"]
+
+
+def test_every_module_has_an_api_page_in_the_book():
+    toc = (REPO_ROOT / "_toc.yml").read_text(encoding="utf-8")
+    listed = {entry.removeprefix("book/api/") for entry in _toc_files(yaml.safe_load(toc))}
+    for name in package_modules():
+        page = name.removeprefix("annotated.").replace(".", "_")
+        assert page in listed, f"{name} has no page book/api/{page}.md in _toc.yml"
+        text = (REPO_ROOT / "book" / "api" / f"{page}.md").read_text(encoding="utf-8")
+        assert f".. automodule:: {name}\n" in text, f"book/api/{page}.md does not document {name}"
+
+
+def _toc_files(node: object) -> list[str]:
+    """Every ``file`` entry of a parsed _toc.yml, at any depth."""
+    if isinstance(node, dict):
+        return ([node["file"]] if "file" in node else []) + [f for value in node.values() for f in _toc_files(value)]
+    if isinstance(node, list):
+        return [f for item in node for f in _toc_files(item)]
+    return []
