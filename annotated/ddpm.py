@@ -597,7 +597,7 @@ FASHION_MNIST_TRAIN_SIZE = 60_000
 def full_config() -> DDPMConfig:
     """The post's Fashion-MNIST recipe: 28x28 grey images, ``Unet(dim=28, dim_mults=(1, 2, 4))``, T = 300, Huber
     loss, random horizontal flips, Adam at 1e-3 (constant), batches of 128 for 6 epochs (the last, partial batch of
-    each epoch dropped: 6 x 468 steps). One change: the post's linear betas from 1e-4 to 0.02 are scaled by 1000/T,
+    each epoch dropped: 6 x 468 steps). The change that alters the recipe: the post's linear betas from 1e-4 to 0.02 are scaled by 1000/T,
     which brings alpha_bar_T from about 0.05 to about 3e-5 (section 1 of the chapter)."""
     return DDPMConfig(image_size=28, dim=28, dim_mults=(1, 2, 4), batch_size=128,
                       steps=6 * (FASHION_MNIST_TRAIN_SIZE // 128), learning_rate=1e-3, timesteps=300,
