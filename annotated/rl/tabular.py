@@ -222,9 +222,9 @@ def train(
 
     The environment is reset with ``seed`` before the first episode and then continues its own random stream; the
     exploration uses ``np.random.default_rng(seed)``. ``Qtable`` is updated in place and returned. If ``history`` is
-    given, every episode's reward and epsilon are appended to it, and a copy of the table is stored before the
-    first episode and after every ``history.snapshot_every`` episodes (and after the last one), keyed by the number
-    of episodes done. ``progress`` shows a tqdm bar over the episodes
+    given, every episode's reward and epsilon are appended to it, and when ``history.snapshot_every`` is set a copy of
+    the table is stored before the first episode and after every that many episodes; the table after the last
+    episode is stored in any case. Copies are keyed by the number of episodes done. ``progress`` shows a tqdm bar over the episodes
     (unless ``TQDM_DISABLE`` is set).
     """
     n_states, n_actions = table_shape(env)
